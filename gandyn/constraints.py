@@ -1,0 +1,160 @@
+"""How the critic's parameters are kept in the box ``Ω = [−c, c]^q`` (DESIGN §1.3).
+
+A constraint acts on the critic's *state* ``u`` (the variable the solver integrates) and
+says how it is read as parameters ``ω = observe(u)``, how the unconstrained ω-velocity
+``v`` becomes ``du/dt`` and, for exact clipping, how a step is projected. ``c`` and
+``beta`` are array fields: they can be swept with ``vmap`` and differentiated.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._types import Array, Bool, Float, Scalar, ScalarLike
+
+Params = Float[Array, "m q"]
+
+
+def _positive(name: str, value: ScalarLike) -> Scalar:
+    """``value`` as an array, refusing a concrete value that is not finite and positive."""
+    array = jnp.asarray(value, dtype=float)
+    if not isinstance(array, jax.core.Tracer):
+        if array.shape != () or not bool(jnp.isfinite(array)) or not bool(array > 0):
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return array
+
+
+class AbstractConstraint(eqx.Module):
+    """Base class. Subclasses override what differs from the unconstrained identity maps."""
+
+    projects: ClassVar[bool] = False
+    """True if the solver must project every step (only fixed step sizes then)."""
+
+    def to_state(self, omega: Params) -> Params:
+        """Initial state ``u`` for parameters ``ω``."""
+        return omega
+
+    def observe(self, u: Params) -> Params:
+        """Parameters ``ω`` the critic uses in state ``u``."""
+        return u
+
+    @abc.abstractmethod
+    def velocity(self, u: Params, v: Params) -> Params:
+        """``du/dt`` given the unconstrained ω-velocity ``v`` at ``ω = observe(u)``."""
+
+    def project(self, u: Params) -> Params:
+        """Projection applied after every solver step."""
+        return u
+
+    def on_wall(self, u: Params) -> Bool[Array, "m q"]:
+        """Which coordinates are on (or past) a wall; none without a box."""
+        return jnp.zeros(u.shape, dtype=bool)
+
+
+class NoConstraint(AbstractConstraint):
+    """No clipping: ``du/dt = v``."""
+
+    def velocity(self, u: Params, v: Params) -> Params:
+        return v
+
+
+class _Box(AbstractConstraint):
+    c: eqx.AbstractVar[Scalar]
+
+    def on_wall(self, u: Params) -> Bool[Array, "m q"]:
+        return jnp.abs(u) >= self.c
+
+    def clip(self, u: Params) -> Params:
+        """Euclidean projection onto ``[−c, c]^q`` (``optax.projections.projection_box``)."""
+        return optax.projections.projection_box(u, -self.c, self.c)
+
+
+class HardClip(_Box):
+    """Exact clipping: the projected ODE ``ω̇ = Π_{T_Ω(ω)} v``.
+
+    The velocity of a coordinate on a wall that points outward is zero, and the solver
+    projects every step onto the box, so every coordinate is in ``[−c, c]`` exactly.
+    With Euler this is the clipped simultaneous gradient step ``ω ← clip(ω + dt v)``.
+    """
+
+    c: Scalar
+    projects: ClassVar[bool] = True
+
+    def __init__(self, c: ScalarLike):
+        self.c = _positive("c", c)
+
+    def velocity(self, u: Params, v: Params) -> Params:
+        outward = ((u >= self.c) & (v > 0)) | ((u <= -self.c) & (v < 0))
+        return jnp.where(outward, jnp.zeros_like(v), v)
+
+    def project(self, u: Params) -> Params:
+        return self.clip(u)
+
+
+class PenaltyClip(_Box):
+    """Moreau–Yosida smoothing ``ω̇ = v − β (ω − Π_Ω ω)``.
+
+    Lipschitz for finite ``beta`` (adaptive solvers work); tends to the projected flow as
+    ``beta → ∞``. Near a wall where ``v`` keeps pointing out, a particle settles at
+    ``c + v/β``: densities grow like ``e^{βt}`` but stay finite.
+    """
+
+    c: Scalar
+    beta: Scalar
+
+    def __init__(self, c: ScalarLike, beta: ScalarLike):
+        self.c = _positive("c", c)
+        self.beta = _positive("beta", beta)
+
+    def velocity(self, u: Params, v: Params) -> Params:
+        return v - self.beta * (u - self.clip(u))
+
+
+class SmoothClip(_Box):
+    """Reparametrisation ``ω = s_β(u)`` by a smooth clip function, ``u̇ = s_β'(u) ⊙ v``.
+
+    ``s_β(u) = c + [softplus(−β(u + c)) − softplus(β(c − u))]/β`` is increasing, maps R
+    onto ``(−c, c)`` and tends to ``clip(u, −c, c)`` as ``β → ∞``. Not the projected flow:
+    ``u`` creeps past the wall where ``s_β'`` is small and lags when the field turns back.
+    The wall test is on ``u`` (``|u| ≥ c``: past the wall in the reparametrised variable).
+    """
+
+    c: Scalar
+    beta: Scalar
+    newton_steps: ClassVar[int] = 60
+
+    def __init__(self, c: ScalarLike, beta: ScalarLike):
+        self.c = _positive("c", c)
+        self.beta = _positive("beta", beta)
+
+    def observe(self, u: Params) -> Params:
+        b, c = self.beta, self.c
+        return c + (jax.nn.softplus(-b * (u + c)) - jax.nn.softplus(b * (c - u))) / b
+
+    def slope(self, u: Params) -> Params:
+        """``s_β'(u) = σ(β(c − u)) − σ(−β(u + c))`` in ``(0, 1]``."""
+        b, c = self.beta, self.c
+        return jax.nn.sigmoid(b * (c - u)) - jax.nn.sigmoid(-b * (u + c))
+
+    def velocity(self, u: Params, v: Params) -> Params:
+        return self.slope(u) * v
+
+    def to_state(self, omega: Params) -> Params:
+        """``s_β^{-1}(ω)`` by Newton's method from ``u = ω``.
+
+        ``s_β`` is concave on ``u > 0`` and convex on ``u < 0`` with ``s_β(u) ≤ u`` there,
+        so the iterates rise monotonically to the root. Parameters on or past a wall
+        (no preimage) are first moved inside by a relative ``1e-6`` of ``c``.
+        """
+        target = jnp.clip(omega, -self.c * (1 - 1e-6), self.c * (1 - 1e-6))
+
+        def newton(_, u):
+            return u - (self.observe(u) - target) / self.slope(u)
+
+        return jax.lax.fori_loop(0, self.newton_steps, newton, target)

@@ -1,0 +1,15 @@
+"""The registry of named experiments; importing this module registers them all."""
+
+from . import toy as toy
+from .registry import (
+    REGISTRY as REGISTRY,
+    ConfigError as ConfigError,
+    Experiment as Experiment,
+    Param as Param,
+    Result as Result,
+    RunOptions as RunOptions,
+    get_experiment as get_experiment,
+    register as register,
+    resolve_config as resolve_config,
+    run_experiment as run_experiment,
+)

@@ -1,0 +1,185 @@
+"""Named experiments as data: a parameter schema, a run function and a plot function.
+
+An :class:`Experiment` declares its keys (:class:`Param`: default, doc, allowed values);
+:func:`resolve_config` validates user overrides against them; ``run`` turns a resolved
+config into a :class:`Result` (flat ``summary`` of numbers and a ``trajectory`` of named
+arrays). The CLI and :func:`run_experiment` go through the same path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One configuration key.
+
+    The type is the default's: ``float`` (ints accepted), ``int``, ``bool``, ``str``,
+    or a list of floats/ints (non-empty). Numbers must be finite. ``choices`` restricts
+    strings; ``minimum``/``maximum`` bound numbers (inclusive) and list elements;
+    ``positive`` asks for ``> 0``.
+    """
+
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+
+    @property
+    def kind(self) -> str:
+        d = self.default
+        if isinstance(d, bool):
+            return "bool"
+        if isinstance(d, int):
+            return "int"
+        if isinstance(d, float):
+            return "float"
+        if isinstance(d, str):
+            return "str"
+        if isinstance(d, list | tuple):
+            return "ints" if d and all(isinstance(v, int) for v in d) else "floats"
+        raise TypeError(f"unsupported default {d!r}")
+
+    def describe(self) -> str:
+        text = {"floats": "list of numbers", "ints": "list of integers"}.get(self.kind, self.kind)
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+        bounds = []
+        if self.positive:
+            bounds.append("> 0")
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        return text + (" " + " and ".join(bounds) if bounds else "")
+
+    def _number(self, key: str, value: Any, integer: bool) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
+        if integer and not (isinstance(value, int) or float(value).is_integer()):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be finite, got {value!r}")
+        value = int(value) if integer else float(value)
+        if (
+            (self.positive and value <= 0)
+            or (self.minimum is not None and value < self.minimum)
+            or (self.maximum is not None and value > self.maximum)
+        ):
+            raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
+        return value
+
+    def validate(self, key: str, value: Any) -> Any:
+        """``value`` converted to this key's type, or :class:`ConfigError`."""
+        kind = self.kind
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            return value
+        if kind in ("int", "float"):
+            return self._number(key, value, integer=kind == "int")
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
+            if self.choices and value not in self.choices:
+                raise ConfigError(f"{key}: unknown value {value!r}; allowed: {self.describe()}")
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{key}: expected a non-empty {self.describe()}, got {value!r}")
+        return [self._number(key, v, integer=kind == "ints") for v in value]
+
+
+@dataclass
+class Result:
+    """What a run returns: the resolved ``config``, a flat ``summary`` (numbers, bools,
+    strings, ``None`` for undefined), a ``trajectory`` of named NumPy arrays, a ``status``
+    (``ok`` or what stopped the run) and a ``message`` for the user when not ok."""
+
+    experiment: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    trajectory: dict[str, np.ndarray]
+    status: str = "ok"
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what: ``progress`` shows a progress bar on long solves."""
+
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named, documented experiment."""
+
+    name: str
+    doc: str
+    params: Mapping[str, Param]
+    run: Callable[[dict[str, Any], RunOptions], Result]
+    plot: Callable[[Result, Path], Sequence[Path]] | None = None
+    check: Callable[[dict[str, Any]], None] | None = field(default=None)
+    """Cross-key validation on the resolved config; raises :class:`ConfigError`."""
+
+    @property
+    def title(self) -> str:
+        return self.doc.strip().splitlines()[0]
+
+    def defaults(self) -> dict[str, Any]:
+        return {key: param.default for key, param in self.params.items()}
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add ``experiment`` to the registry (names are unique)."""
+    if experiment.name in REGISTRY:
+        raise ValueError(f"experiment {experiment.name!r} is already registered")
+    REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def resolve_config(experiment: Experiment, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults updated by ``overrides``, every key validated."""
+    unknown = sorted(set(overrides) - set(experiment.params))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} for experiment {experiment.name!r}; "
+            f"allowed: {', '.join(experiment.params)}"
+        )
+    config = {}
+    for key, param in experiment.params.items():
+        config[key] = param.validate(key, overrides.get(key, param.default))
+    if experiment.check is not None:
+        experiment.check(config)
+    return config
+
+
+def run_experiment(name: str, *, progress: bool = False, **overrides: Any) -> Result:
+    """Run the named experiment with ``overrides`` of its defaults; see ``gandyn list``."""
+    experiment = get_experiment(name)
+    config = resolve_config(experiment, overrides)
+    return experiment.run(config, RunOptions(progress=progress))

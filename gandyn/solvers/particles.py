@@ -1,0 +1,302 @@
+"""Particle (Lagrangian) integration of the mean-field continuity equations on diffrax."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import Array, Float, Int, PyTree, Weights
+from ..constraints import AbstractConstraint, NoConstraint
+from ..games import MeanFieldGame, critic_velocity, generator_velocity
+from ..measure import ParticleMeasure
+from .projected import ProjectedSolver
+
+SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
+    "euler": diffrax.Euler,
+    "heun": diffrax.Heun,
+    "midpoint": diffrax.Midpoint,
+    "ralston": diffrax.Ralston,
+    "bosh3": diffrax.Bosh3,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+}
+
+
+def solver_by_name(name: str) -> diffrax.AbstractSolver:
+    """A diffrax ODE solver from its lower-case name (``euler``, ``heun``, ``tsit5``, …)."""
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; allowed: {', '.join(SOLVERS)}")
+    return SOLVERS[name]()
+
+
+class MeanFieldState(eqx.Module):
+    """Positions of both players: generator ``(n, p)``; critic ``(m, q)`` in the
+    constraint's coordinates (``u``; read ``ω = constraint.observe(u)``)."""
+
+    generator: Float[Array, "n p"]
+    critic: Float[Array, "m q"]
+
+
+class MeanFieldProblem(eqx.Module):
+    """Everything but the solver: the game, the critic's constraint and the particle
+    weights (constant in time). Its ``vector_field`` is the mean-field ODE."""
+
+    game: MeanFieldGame
+    constraint: AbstractConstraint
+    generator_weights: Weights
+    critic_weights: Weights
+
+    def __init__(
+        self,
+        game: MeanFieldGame,
+        constraint: AbstractConstraint | None,
+        generator_weights: Weights,
+        critic_weights: Weights,
+    ):
+        self.game = game
+        self.constraint = NoConstraint() if constraint is None else constraint
+        self.generator_weights = jnp.asarray(generator_weights)
+        self.critic_weights = jnp.asarray(critic_weights)
+
+    @classmethod
+    def from_measures(
+        cls,
+        game: MeanFieldGame,
+        constraint: AbstractConstraint | None,
+        gen: ParticleMeasure,
+        critic: ParticleMeasure,
+    ) -> tuple[MeanFieldProblem, MeanFieldState]:
+        """The problem and its initial state for initial measures ``gen`` and ``critic``."""
+        if gen.dim != game.generator.param_dim:
+            raise ValueError(
+                f"generator particles have {gen.dim} coordinates, the unit needs "
+                f"{game.generator.param_dim}"
+            )
+        if critic.dim != game.critic.param_dim:
+            raise ValueError(
+                f"critic particles have {critic.dim} coordinates, the unit needs "
+                f"{game.critic.param_dim}"
+            )
+        problem = cls(game, constraint, gen.weights, critic.weights)
+        state = MeanFieldState(gen.positions, problem.constraint.to_state(critic.positions))
+        return problem, state
+
+    def measures(self, state: MeanFieldState) -> tuple[ParticleMeasure, ParticleMeasure]:
+        """Generator and critic measures (critic read through the constraint)."""
+        return (
+            ParticleMeasure(state.generator, self.generator_weights),
+            ParticleMeasure(self.constraint.observe(state.critic), self.critic_weights),
+        )
+
+    def vector_field(self, t, state: MeanFieldState, args=None) -> MeanFieldState:
+        """``d state/dt``: ``V_G`` for the generator, the constrained ``λ V_D`` for the critic."""
+        del t, args
+        gen, critic = self.measures(state)
+        v_gen = generator_velocity(self.game, gen, critic)
+        v_critic = critic_velocity(self.game, gen, critic)
+        return MeanFieldState(v_gen, self.constraint.velocity(state.critic, v_critic))
+
+    def project(self, state: MeanFieldState) -> MeanFieldState:
+        """The constraint's projection of the critic part."""
+        return MeanFieldState(state.generator, self.constraint.project(state.critic))
+
+
+Diagnostic = Callable[[MeanFieldProblem, MeanFieldState], PyTree]
+
+
+class Trajectory(eqx.Module):
+    """What a run returns.
+
+    - ``ts (T,)`` and ``diagnostics``: a dict name → ``(T, ...)`` recorded on the fly;
+    - ``snapshot_ts (S,)`` and ``snapshots``: full states (critic as parameters ``ω``);
+    - ``final``: the last state in solver coordinates, and ``final_t``;
+    - ``result``: the diffrax result code; ``num_steps``: accepted steps taken.
+
+    After a run stopped early (non-finite state, step limit), entries past the stop are
+    ``inf`` (diffrax's fill value); everything before it is kept.
+    """
+
+    ts: Float[Array, " T"]
+    diagnostics: dict[str, Array]
+    snapshot_ts: Float[Array, " S"]
+    snapshots: MeanFieldState
+    final: MeanFieldState
+    final_t: Float[Array, ""]
+    result: diffrax.RESULTS
+    num_steps: Int[Array, ""]
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``nonfinite`` (stopped on a non-finite state) or ``max_steps``."""
+        if self.result == diffrax.RESULTS.successful:
+            return "ok"
+        if self.result == diffrax.RESULTS.event_occurred:
+            return "nonfinite"
+        if self.result == diffrax.RESULTS.max_steps_reached:
+            return "max_steps"
+        return str(self.result)
+
+    def failure_report(self) -> str | None:
+        """One line naming when the run stopped and which particles went non-finite."""
+        if self.status == "ok":
+            return None
+        where = []
+        for name in ("generator", "critic"):
+            bad = ~np.all(np.isfinite(np.asarray(getattr(self.final, name))), axis=1)
+            if bad.any():
+                where.append(f"{name} particles {np.flatnonzero(bad)[:8].tolist()}")
+        return f"run stopped ({self.status}) at t = {float(self.final_t):.6g}" + (
+            f"; non-finite: {', '.join(where)}" if where else ""
+        )
+
+
+def _nonfinite(t, y, args, **kwargs) -> Array:
+    del t, args, kwargs
+    leaves = jax.tree_util.tree_leaves(y)
+    return ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def save_grid(t0: float, t1: float, dt: float, max_saves: int = 4001) -> np.ndarray:
+    """Save times on the step grid ``t0 + k dt`` (every step if there are at most
+    ``max_saves``, otherwise every ``stride``-th step so there are at most that many)."""
+    n_steps = round((t1 - t0) / dt)
+    stride = max(1, -(-n_steps // (max_saves - 1)))
+    steps = np.arange(0, n_steps + 1, stride)
+    if steps[-1] != n_steps:
+        steps = np.append(steps, n_steps)
+    return t0 + steps * dt
+
+
+def simulate(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    *,
+    t1: float,
+    dt: float,
+    t0: float = 0.0,
+    solver: diffrax.AbstractSolver | str = "euler",
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    save_ts: Sequence[float] | np.ndarray | None = None,
+    snapshot_ts: Sequence[float] = (),
+    diagnostics: Mapping[str, Diagnostic] | None = None,
+    max_steps: int | None = None,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+) -> Trajectory:
+    """Integrate the mean-field ODE of ``problem`` from ``state`` over ``[t0, t1]``.
+
+    Fixed steps ``dt`` by default (``t1 − t0`` must be a multiple of ``dt``); pass a
+    ``stepsize_controller`` (e.g. ``diffrax.PIDController``) for adaptive steps, ``dt``
+    is then the initial step. Constraints that project (``HardClip``) wrap the solver in
+    :class:`ProjectedSolver` and need fixed steps. Diagnostics are recorded at
+    ``save_ts`` (default: :func:`save_grid`), snapshots at ``snapshot_ts`` plus ``t0`` and
+    ``t1``. A non-finite state stops the run (``Trajectory.status == "nonfinite"``).
+    Compiled once per shape and static configuration; hyper-parameters inside
+    ``problem`` (``λ``, ``c``, ``β``, …) are traced, so ``vmap`` and ``grad`` go through.
+    """
+    from ..diagnostics import default_diagnostics
+
+    t0, t1, dt = float(t0), float(t1), float(dt)
+    if not (np.isfinite([t0, t1, dt]).all() and t1 > t0 and dt > 0):
+        raise ValueError(f"need finite t0 < t1 and dt > 0, got t0={t0}, t1={t1}, dt={dt}")
+    if isinstance(solver, str):
+        solver = solver_by_name(solver)
+    if stepsize_controller is None:
+        n_steps = (t1 - t0) / dt
+        if abs(n_steps - round(n_steps)) > 1e-6 * max(1.0, n_steps):
+            raise ValueError(f"t1 - t0 = {t1 - t0} is not a multiple of dt = {dt}")
+        stepsize_controller = diffrax.ConstantStepSize()
+        max_steps = round(n_steps) + 1 if max_steps is None else max_steps
+    elif problem.constraint.projects:
+        raise ValueError(
+            f"{type(problem.constraint).__name__} projects every step and needs fixed steps; "
+            "use PenaltyClip or SmoothClip with an adaptive step size controller"
+        )
+    if problem.constraint.projects:
+        solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
+    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
+    snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
+    for name, times in (("save_ts", save_ts), ("snapshot_ts", snapshot_ts)):
+        if times.ndim != 1 or times.size == 0 or times.min() < t0 or times.max() > t1:
+            raise ValueError(f"{name} must be a non-empty list of times in [{t0}, {t1}]")
+    diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
+    return _solve(
+        problem,
+        state,
+        solver,
+        stepsize_controller,
+        diagnostics,
+        jnp.asarray(save_ts),
+        jnp.asarray(snapshot_ts),
+        t0,
+        t1,
+        dt,
+        100_000 if max_steps is None else max_steps,
+        diffrax.NoProgressMeter() if progress_meter is None else progress_meter,
+        diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+    )
+
+
+@eqx.filter_jit
+def _solve(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    solver,
+    stepsize_controller,
+    diagnostics: dict[str, Diagnostic],
+    save_ts,
+    snapshot_ts,
+    t0,
+    t1,
+    dt,
+    max_steps: int,
+    progress_meter,
+    adjoint,
+) -> Trajectory:
+    def record(t, y, args):
+        return {name: fn(problem, y) for name, fn in diagnostics.items()}
+
+    def observe(t, y, args):
+        return MeanFieldState(y.generator, problem.constraint.observe(y.critic))
+
+    saveat = diffrax.SaveAt(
+        subs=[
+            diffrax.SubSaveAt(ts=save_ts, fn=record),
+            diffrax.SubSaveAt(ts=snapshot_ts, fn=observe),
+            diffrax.SubSaveAt(t1=True),
+        ]
+    )
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(problem.vector_field),
+        solver,
+        t0,
+        t1,
+        dt,
+        state,
+        saveat=saveat,
+        stepsize_controller=stepsize_controller,
+        event=diffrax.Event(_nonfinite),
+        max_steps=max_steps,
+        progress_meter=progress_meter,
+        adjoint=adjoint,
+        throw=False,
+    )
+    assert sol.ys is not None and sol.ts is not None
+    diag, snaps, final = sol.ys
+    final = jax.tree_util.tree_map(lambda x: x[-1], final)
+    return Trajectory(
+        ts=save_ts,
+        diagnostics=diag,
+        snapshot_ts=snapshot_ts,
+        snapshots=snaps,
+        final=final,
+        final_t=sol.ts[2][-1],
+        result=sol.result,
+        num_steps=sol.stats["num_accepted_steps"],
+    )
