@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import diagnostics as diagnostics
+from . import diagnostics as diagnostics, experiments as experiments
 from .constraints import (
     AbstractConstraint as AbstractConstraint,
     HardClip as HardClip,
@@ -16,6 +16,12 @@ from .distributions import (
     Normal as Normal,
     Quadrature as Quadrature,
     Uniform as Uniform,
+)
+from .experiments import (
+    REGISTRY as REGISTRY,
+    ConfigError as ConfigError,
+    Result as Result,
+    run_experiment as run_experiment,
 )
 from .games import (
     MeanFieldGame as MeanFieldGame,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -161,9 +162,15 @@ def run_t2(config: dict[str, Any], options: RunOptions) -> Result:
     return result_from("neuron-bimodal-1d", config, traj, summary)
 
 
+def plot(result: Result, out: Path) -> list[Path]:
+    from ..plotting.toy import plot_toy
+
+    return plot_toy(result, out)
+
+
 TOY_SHIFT_LINEAR = register(
-    Experiment("toy-shift-linear", T1_DOC, T1_PARAMS, run_t1, check=check_common)
+    Experiment("toy-shift-linear", T1_DOC, T1_PARAMS, run_t1, plot, check=check_common)
 )
 NEURON_BIMODAL_1D = register(
-    Experiment("neuron-bimodal-1d", T2_DOC, T2_PARAMS, run_t2, check=check_common)
+    Experiment("neuron-bimodal-1d", T2_DOC, T2_PARAMS, run_t2, plot, check=check_common)
 )

@@ -170,7 +170,9 @@ def save_grid(t0: float, t1: float, dt: float, max_saves: int = 4001) -> np.ndar
     steps = np.arange(0, n_steps + 1, stride)
     if steps[-1] != n_steps:
         steps = np.append(steps, n_steps)
-    return t0 + steps * dt
+    times = t0 + steps * dt
+    times[-1] = t1
+    return times
 
 
 def simulate(
@@ -191,7 +193,8 @@ def simulate(
 ) -> Trajectory:
     """Integrate the mean-field ODE of ``problem`` from ``state`` over ``[t0, t1]``.
 
-    Fixed steps ``dt`` by default (``t1 − t0`` must be a multiple of ``dt``); pass a
+    Fixed steps ``dt`` by default (``t1 − t0`` must be a multiple of ``dt``; the steps
+    land exactly on ``t0 + k dt``, as do the default save times); pass a
     ``stepsize_controller`` (e.g. ``diffrax.PIDController``) for adaptive steps, ``dt``
     is then the initial step. Constraints that project (``HardClip``) wrap the solver in
     :class:`ProjectedSolver` and need fixed steps. Diagnostics are recorded at
@@ -211,8 +214,11 @@ def simulate(
         n_steps = (t1 - t0) / dt
         if abs(n_steps - round(n_steps)) > 1e-6 * max(1.0, n_steps):
             raise ValueError(f"t1 - t0 = {t1 - t0} is not a multiple of dt = {dt}")
-        stepsize_controller = diffrax.ConstantStepSize()
-        max_steps = round(n_steps) + 1 if max_steps is None else max_steps
+        n_steps = round(n_steps)
+        step_ts = t0 + dt * np.arange(n_steps + 1)
+        step_ts[-1] = t1
+        stepsize_controller = diffrax.StepTo(ts=step_ts)
+        max_steps = n_steps if max_steps is None else max_steps
     elif problem.constraint.projects:
         raise ValueError(
             f"{type(problem.constraint).__name__} projects every step and needs fixed steps; "
@@ -277,7 +283,7 @@ def _solve(
         solver,
         t0,
         t1,
-        dt,
+        None if isinstance(stepsize_controller, diffrax.StepTo) else dt,
         state,
         saveat=saveat,
         stepsize_controller=stepsize_controller,

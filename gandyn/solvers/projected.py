@@ -6,7 +6,25 @@ from collections.abc import Callable
 from typing import Any
 
 import diffrax
+import jax
+import jax.numpy as jnp
 from jaxtyping import PyTree
+
+
+class ProjectedInterpolation(diffrax.LocalLinearInterpolation):
+    """Linear interpolation that returns the step's end points exactly (so a state
+    projected onto a wall reads as on the wall at a save time equal to a step time)."""
+
+    def evaluate(self, t0, t1=None, left: bool = True):
+        value = super().evaluate(t0, t1, left)
+        if t1 is not None:
+            return value
+        return jax.tree_util.tree_map(
+            lambda a, b, v: jnp.where(t0 >= self.t1, b, jnp.where(t0 <= self.t0, a, v)),
+            self.y0,
+            self.y1,
+            value,
+        )
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
@@ -35,7 +53,7 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
 
     @property
     def interpolation_cls(self):  # pyright: ignore
-        return diffrax.LocalLinearInterpolation
+        return ProjectedInterpolation
 
     @property
     def term_compatible_contr_kwargs(self):
