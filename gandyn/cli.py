@@ -93,8 +93,8 @@ def run(
     except ConfigError as err:
         _fail(str(err))
         return
-    progress = sys.stderr.isatty() if progress is None else progress
-    result = experiment.run(config, RunOptions(progress=progress))
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    result = experiment.run(config, RunOptions(progress=show_progress))
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)

@@ -14,6 +14,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ._types import Array, Bool, Float, Scalar, ScalarLike
@@ -24,9 +25,12 @@ Params = Float[Array, "m q"]
 def _positive(name: str, value: ScalarLike) -> Scalar:
     """``value`` as an array, refusing a concrete value that is not finite and positive."""
     array = jnp.asarray(value, dtype=float)
-    if not isinstance(array, jax.core.Tracer):
-        if array.shape != () or not bool(jnp.isfinite(array)) or not bool(array > 0):
-            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    try:
+        concrete = np.asarray(array)
+    except jax.errors.TracerArrayConversionError:  # traced (vmap, grad): checked by the caller
+        return array
+    if concrete.shape != () or not np.isfinite(concrete) or not concrete > 0:
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     return array
 
 

@@ -34,7 +34,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
-        "x64": bool(jax.config.jax_enable_x64),
+        "x64": bool(jax.config.read("jax_enable_x64")),
     }
 
 
@@ -57,10 +57,15 @@ def write_run(
         _json(staging / "summary.json", result.summary)
         _json(
             staging / "run.json",
-            {"experiment": result.experiment, "status": result.status,
-             "message": result.message, "environment": environment()},
+            {
+                "experiment": result.experiment,
+                "status": result.status,
+                "message": result.message,
+                "environment": environment(),
+            },
         )
-        np.savez_compressed(staging / "trajectory.npz", **result.trajectory)
+        arrays: dict[str, Any] = dict(result.trajectory)
+        np.savez_compressed(staging / "trajectory.npz", allow_pickle=False, **arrays)
         if plots and experiment.plot is not None:
             experiment.plot(result, staging)
         if out.exists():

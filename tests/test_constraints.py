@@ -45,8 +45,14 @@ def test_smooth_clip_is_invertible_tends_to_clip_and_has_the_right_slope(beta):
     np.testing.assert_allclose(smooth.observe(smooth.to_state(inside)), inside, atol=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda: gd.HardClip(0.0), lambda: gd.PenaltyClip(1.0, -1.0),
-                                  lambda: gd.SmoothClip(float("nan"), 1.0)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gd.HardClip(0.0),
+        lambda: gd.PenaltyClip(1.0, -1.0),
+        lambda: gd.SmoothClip(float("nan"), 1.0),
+    ],
+)
 def test_bad_constants_are_refused(make):
     with pytest.raises(ValueError, match="finite positive"):
         make()

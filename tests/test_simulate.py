@@ -31,15 +31,24 @@ def oscillator(t, lam, y0, w0):
 
 
 def phase(traj):
-    return traj.diagnostics["generated_mean"][:, 0] - DATA_MEAN, traj.diagnostics["critic_mean"][:, 0]
+    return traj.diagnostics["generated_mean"][:, 0] - DATA_MEAN, traj.diagnostics["critic_mean"][
+        :, 0
+    ]
 
 
 def test_unclipped_t1_is_the_harmonic_oscillator_with_period_2pi_over_sqrt_lambda():
     lam = 2.0
     problem, state = t1_problem(None, lam=lam)
     diagnostics = dg.default_diagnostics() | {"invariant": dg.toy_invariant}
-    traj = gd.simulate(problem, state, t1=30.0, dt=0.01, solver="tsit5", diagnostics=diagnostics,
-                       stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12))
+    traj = gd.simulate(
+        problem,
+        state,
+        t1=30.0,
+        dt=0.01,
+        solver="tsit5",
+        diagnostics=diagnostics,
+        stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12),
+    )
     y, w = phase(traj)
     y_exact, w_exact = oscillator(np.asarray(traj.ts), lam, float(y[0]), float(w[0]))
     np.testing.assert_allclose(y, y_exact, atol=1e-8)
@@ -101,8 +110,9 @@ def test_euler_with_hard_clip_is_the_clipped_simultaneous_gradient_step():
 def test_a_single_hard_clipped_atom_settles_on_the_circle_h_equals_c_squared():
     c = 0.3
     problem, state = t1_problem(gd.HardClip(c), n_critic=1, low=0.0, high=0.02)
-    traj = gd.simulate(problem, state, t1=20.0, dt=1e-3, solver="heun",
-                       diagnostics={"invariant": dg.toy_invariant})
+    traj = gd.simulate(
+        problem, state, t1=20.0, dt=1e-3, solver="heun", diagnostics={"invariant": dg.toy_invariant}
+    )
     h = np.asarray(traj.diagnostics["invariant"])
     assert h[0] > 1.5 * c**2
     late = np.asarray(traj.ts) > 10.0
@@ -117,11 +127,21 @@ def test_penalty_clip_tends_to_hard_clip_as_beta_grows():
     errors = []
     for beta in (10.0, 100.0, 1000.0):
         problem, state = t1_problem(gd.PenaltyClip(c, beta))
-        traj = gd.simulate(problem, state, t1=t1, dt=1e-3, solver="tsit5", save_ts=ts,
-                           stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10))
+        traj = gd.simulate(
+            problem,
+            state,
+            t1=t1,
+            dt=1e-3,
+            solver="tsit5",
+            save_ts=ts,
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+        )
         assert traj.status == "ok"
-        errors.append(float(jnp.max(jnp.abs(
-            traj.diagnostics["critic_mean"] - hard.diagnostics["critic_mean"]))))
+        errors.append(
+            float(
+                jnp.max(jnp.abs(traj.diagnostics["critic_mean"] - hard.diagnostics["critic_mean"]))
+            )
+        )
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02 * errors[0] ** 0 * 0.05  # within 1e-3 at beta = 1000
 
@@ -143,9 +163,14 @@ def test_smooth_clip_equals_hard_clip_before_contact_and_lags_after_it():
     lags, gaps = [], []
     for beta in (100.0, 400.0):
         problem, state = t1_problem(gd.SmoothClip(c, beta), n_critic=1, low=0.0, high=0.02)
-        smooth = gd.simulate(problem, state, t1=t1, dt=dt, solver="heun",
-                             diagnostics=dg.default_diagnostics()
-                             | {"u": lambda p, s: s.critic[0, 0]})
+        smooth = gd.simulate(
+            problem,
+            state,
+            t1=t1,
+            dt=dt,
+            solver="heun",
+            diagnostics=dg.default_diagnostics() | {"u": lambda p, s: s.critic[0, 0]},
+        )
         omega = np.asarray(smooth.diagnostics["critic_mean"][:, 0])
         gaps.append(np.abs(omega[far] - hard_omega[far]).max())
         u = np.asarray(smooth.diagnostics["u"])
@@ -164,20 +189,32 @@ def order_problem(constraint):
     return gd.MeanFieldProblem.from_measures(game, constraint, gen, critic)
 
 
-@pytest.mark.parametrize("solver,order,dts", [("euler", 1, [0.02, 0.01, 0.005]),
-                                              ("heun", 2, [0.04, 0.02, 0.01]),
-                                              ("tsit5", 5, [0.2, 0.1, 0.05])])
+@pytest.mark.parametrize(
+    "solver,order,dts",
+    [
+        ("euler", 1, [0.02, 0.01, 0.005]),
+        ("heun", 2, [0.04, 0.02, 0.01]),
+        ("tsit5", 5, [0.2, 0.1, 0.05]),
+    ],
+)
 def test_projected_solver_keeps_the_inner_order_on_a_smooth_problem(solver, order, dts):
     t1 = 1.6
     problem, state = order_problem(None)
-    reference = gd.simulate(problem, state, t1=t1, dt=0.01, solver="dopri8",
-                            stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-13))
+    reference = gd.simulate(
+        problem,
+        state,
+        t1=t1,
+        dt=0.01,
+        solver="dopri8",
+        stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-13),
+    )
     problem, state = order_problem(gd.HardClip(50.0))  # box never reached: projection inert
     errors = []
     for dt in dts:
         traj = gd.simulate(problem, state, t1=t1, dt=dt, solver=solver)
-        diff = jax.tree_util.tree_map(lambda a, b: jnp.max(jnp.abs(a - b)), traj.final,
-                                      reference.final)
+        diff = jax.tree_util.tree_map(
+            lambda a, b: jnp.max(jnp.abs(a - b)), traj.final, reference.final
+        )
         errors.append(max(jax.tree_util.tree_leaves(diff)))
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
     assert slope == pytest.approx(order, abs=0.1 * order + 0.1)
@@ -198,8 +235,13 @@ def test_nonfinite_state_stops_the_run_and_keeps_what_came_before():
 def test_hard_clip_refuses_adaptive_steps_and_bad_times():
     problem, state = t1_problem(gd.HardClip(0.5))
     with pytest.raises(ValueError, match="fixed steps"):
-        gd.simulate(problem, state, t1=1.0, dt=0.1,
-                    stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6))
+        gd.simulate(
+            problem,
+            state,
+            t1=1.0,
+            dt=0.1,
+            stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6),
+        )
     with pytest.raises(ValueError, match="multiple of dt"):
         gd.simulate(problem, state, t1=1.0, dt=0.3)
     with pytest.raises(ValueError, match="t0 < t1"):

@@ -19,11 +19,16 @@ CLIPS = ("hard", "penalty", "smooth", "none")
 
 def clip_params(c: float = 0.5, beta: float = 50.0, clip: str = "hard") -> dict[str, Param]:
     return {
-        "clip": Param(clip, "critic constraint: hard (projection), penalty (Moreau–Yosida), "
-                      "smooth (reparametrised), none", choices=CLIPS),
+        "clip": Param(
+            clip,
+            "critic constraint: hard (projection), penalty (Moreau–Yosida), "
+            "smooth (reparametrised), none",
+            choices=CLIPS,
+        ),
         "c": Param(c, "clipping bound: critic parameters live in [-c, c]^q", positive=True),
-        "beta": Param(beta, "stiffness of penalty/smooth clipping (→ hard as beta → ∞)",
-                      positive=True),
+        "beta": Param(
+            beta, "stiffness of penalty/smooth clipping (→ hard as beta → ∞)", positive=True
+        ),
     }
 
 
@@ -40,10 +45,14 @@ def run_params(solver="euler", dt=0.01, t1=40.0, n_snapshots=6, quadrature=16) -
         "solver": Param(solver, "diffrax solver by name", choices=tuple(SOLVERS)),
         "dt": Param(dt, "time step", positive=True),
         "t1": Param(t1, "final time", positive=True),
-        "n_snapshots": Param(n_snapshots, "full particle snapshots, evenly spaced in [0, t1]",
-                             minimum=2),
-        "quadrature": Param(quadrature, "Gauss–Hermite nodes per mixture component and for "
-                            "the latent law", minimum=1),
+        "n_snapshots": Param(
+            n_snapshots, "full particle snapshots, evenly spaced in [0, t1]", minimum=2
+        ),
+        "quadrature": Param(
+            quadrature,
+            "Gauss–Hermite nodes per mixture component and for the latent law",
+            minimum=1,
+        ),
         "seed": Param(0, "random seed for initial particles", minimum=0),
     }
 
@@ -124,10 +133,13 @@ def finite_or_none(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def result_from(
-    name: str, config: dict, trajectory: Trajectory, summary: dict[str, Any]
-) -> Result:
+def result_from(name: str, config: dict, trajectory: Trajectory, summary: dict[str, Any]) -> Result:
+    """A :class:`Result`; float summary values that are not finite become ``None``."""
     status = trajectory.status
+    summary = {
+        key: finite_or_none(value) if isinstance(value, float) else value
+        for key, value in summary.items()
+    }
     return Result(
         experiment=name,
         config=config,

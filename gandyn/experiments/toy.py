@@ -45,8 +45,11 @@ T1_PARAMS: dict[str, Param] = {
     "gen_init_std": Param(0.5, "std of the initial generator particles", positive=True),
     "critic_init_low": Param(-0.1, "initial critic particles ~ Uniform[low, high]"),
     "critic_init_high": Param(0.1, "initial critic particles ~ Uniform[low, high]"),
-    "init_sampling": Param("quantile", "initial particles: i.i.d. draws or quantiles (k+½)/n",
-                           choices=("random", "quantile")),
+    "init_sampling": Param(
+        "quantile",
+        "initial particles: i.i.d. draws or quantiles (k+½)/n",
+        choices=("random", "quantile"),
+    ),
     "n_gen": Param(64, "generator particles N", minimum=1),
     "n_critic": Param(64, "critic particles M", minimum=1),
     **run_params(t1=40.0),
@@ -66,16 +69,15 @@ def _build(config: dict[str, Any], generator, critic, gen_law, critic_law):
     method = config["init_sampling"]
     gen = sample_measure(key_gen, gen_law, config["n_gen"], method)
     critic_measure = sample_measure(key_critic, critic_law, config["n_critic"], method)
-    return MeanFieldProblem.from_measures(
-        game, constraint_from_config(config), gen, critic_measure
-    )
+    return MeanFieldProblem.from_measures(game, constraint_from_config(config), gen, critic_measure)
 
 
 def _late(ts: np.ndarray) -> float:
     return 0.5 * float(ts[-1])
 
 
-def _wall_summary(traj, diag) -> dict[str, Any]:
+def _wall_summary(traj) -> dict[str, Any]:
+    diag = traj.diagnostics
     return {
         "first_contact_time": finite_or_none(dg.first_time(traj.ts, diag["wall_fraction"] > 0)),
         "wall_fraction_final": float(diag["wall_fraction"][-1]),
@@ -97,15 +99,16 @@ def run_t1(config: dict[str, Any], options: RunOptions) -> Result:
     )
     diagnostics = dg.default_diagnostics() | {"invariant": dg.toy_invariant}
     traj = integrate(config, options, problem, state, diagnostics)
-    diag = traj.diagnostics
+    done = traj.completed()
+    diag = done.diagnostics
     y = diag["generated_mean"][:, 0] - float(problem.game.data.mean()[0])
     omega_bar = diag["critic_mean"][:, 0]
-    period = dg.period(traj.ts, omega_bar, _late(traj.ts))
+    period = dg.period(done.ts, omega_bar, _late(np.asarray(done.ts)))
     phase = jnp.stack([y, omega_bar], axis=1)
-    summary = _wall_summary(traj, diag) | {
+    summary = _wall_summary(done) | {
         "period": finite_or_none(period),
         "period_free": 2 * math.pi / math.sqrt(config["lam"]),
-        "orbit_closure_error": finite_or_none(dg.orbit_closure_error(traj.ts, phase, period)),
+        "orbit_closure_error": finite_or_none(dg.orbit_closure_error(done.ts, phase, period)),
         "invariant_initial": float(diag["invariant"][0]),
         "invariant_final": float(diag["invariant"][-1]),
         "final_y": float(y[-1]),
@@ -126,13 +129,19 @@ T2_PARAMS: dict[str, Param] = {
     **clip_params(c=1.0),
     "lam": Param(1.0, "critic/generator time-scale ratio λ", positive=True),
     **_data_params(means=(-1.5, 1.5), std=0.4),
-    "activation": Param("tanh", "activation of both units",
-                        choices=("tanh", "relu", "sigmoid", "softplus", "identity")),
+    "activation": Param(
+        "tanh",
+        "activation of both units",
+        choices=("tanh", "relu", "sigmoid", "softplus", "identity"),
+    ),
     "gen_init_std": Param(1.0, "generator parameters (a, w, b) ~ N(0, std²)", positive=True),
     "critic_init_low": Param(-0.5, "critic parameters (α, β, b) ~ Uniform[low, high]³"),
     "critic_init_high": Param(0.5, "critic parameters (α, β, b) ~ Uniform[low, high]³"),
-    "init_sampling": Param("random", "initial particles: i.i.d. draws or Latin-hypercube "
-                           "quantiles", choices=("random", "quantile")),
+    "init_sampling": Param(
+        "random",
+        "initial particles: i.i.d. draws or Latin-hypercube quantiles",
+        choices=("random", "quantile"),
+    ),
     "n_gen": Param(128, "generator neurons N", minimum=1),
     "n_critic": Param(128, "critic neurons M", minimum=1),
     **run_params(t1=30.0, quadrature=24),
@@ -149,10 +158,11 @@ def run_t2(config: dict[str, Any], options: RunOptions) -> Result:
         Uniform(np.full(3, config["critic_init_low"]), config["critic_init_high"]),
     )
     traj = integrate(config, options, problem, state)
-    diag = traj.diagnostics
-    late = np.asarray(traj.ts) >= _late(np.asarray(traj.ts))
+    done = traj.completed()
+    diag = done.diagnostics
+    late = np.asarray(done.ts) >= _late(np.asarray(done.ts))
     distance = np.asarray(diag["data_distance"])[late]
-    summary = _wall_summary(traj, diag) | {
+    summary = _wall_summary(done) | {
         "data_distance_initial": float(diag["data_distance"][0]),
         "data_distance_late_min": float(distance.min()),
         "data_distance_late_max": float(distance.max()),

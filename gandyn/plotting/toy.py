@@ -51,10 +51,20 @@ def plot_phase_portrait(result: Result, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(y, omega, lw=0.8, label="trajectory")
     h0 = traj["diag_invariant"][0]
-    ax.plot(np.sqrt(h0 / lam) * np.cos(angle), np.sqrt(h0) * np.sin(angle), "k:", lw=0.8,
-            label="free orbit H = H(0)")
-    ax.plot(c / np.sqrt(lam) * np.cos(angle), c * np.sin(angle), "g--", lw=0.8,
-            label="H = c² (single atom)")
+    ax.plot(
+        np.sqrt(h0 / lam) * np.cos(angle),
+        np.sqrt(h0) * np.sin(angle),
+        "k:",
+        lw=0.8,
+        label="free orbit H = H(0)",
+    )
+    ax.plot(
+        c / np.sqrt(lam) * np.cos(angle),
+        c * np.sin(angle),
+        "g--",
+        lw=0.8,
+        label="H = c² (single atom)",
+    )
     ax.axhline(c, color="r", lw=0.5)
     ax.axhline(-c, color="r", lw=0.5)
     ax.plot(y[0], omega[0], "ko", ms=4)

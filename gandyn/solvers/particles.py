@@ -142,6 +142,20 @@ class Trajectory(eqx.Module):
             return "max_steps"
         return str(self.result)
 
+    def completed(self) -> Trajectory:
+        """The saves made before the run stopped, with finite diagnostics (everything when
+        the status is ``ok``). Python-side post-processing: not for use under ``jit``."""
+        ts = np.asarray(self.ts)
+        keep = ts <= float(self.final_t)
+        for series in self.diagnostics.values():
+            values = np.asarray(series).reshape(ts.shape[0], -1)
+            keep &= np.all(np.isfinite(values), axis=1)
+        return eqx.tree_at(
+            lambda tr: (tr.ts, tr.diagnostics),
+            self,
+            (self.ts[keep], {name: value[keep] for name, value in self.diagnostics.items()}),
+        )
+
     def failure_report(self) -> str | None:
         """One line naming when the run stopped and which particles went non-finite."""
         if self.status == "ok":
@@ -226,9 +240,9 @@ def simulate(
         )
     if problem.constraint.projects:
         solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
-    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
-    for name, times in (("save_ts", save_ts), ("snapshot_ts", snapshot_ts)):
+    save_times = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
+    snapshot_times = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
+    for name, times in (("save_ts", save_times), ("snapshot_ts", snapshot_times)):
         if times.ndim != 1 or times.size == 0 or times.min() < t0 or times.max() > t1:
             raise ValueError(f"{name} must be a non-empty list of times in [{t0}, {t1}]")
     diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
@@ -238,8 +252,8 @@ def simulate(
         solver,
         stepsize_controller,
         diagnostics,
-        jnp.asarray(save_ts),
-        jnp.asarray(snapshot_ts),
+        jnp.asarray(save_times),
+        jnp.asarray(snapshot_times),
         t0,
         t1,
         dt,
