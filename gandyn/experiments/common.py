@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import diffrax
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from .. import diagnostics as dg
+from .._types import Array
 from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyClip, SmoothClip
 from ..distributions import GaussianMixture
 from ..solvers import SOLVERS, MeanFieldProblem, MeanFieldState, Trajectory, simulate
-from .registry import ConfigError, Param, Result, RunOptions
+from .registry import ConfigError, Experiment, Param, Result, RunOptions
 
 CLIPS = ("hard", "penalty", "smooth", "none")
 
@@ -90,8 +95,8 @@ def constraint_from_config(config: dict[str, Any]) -> AbstractConstraint:
 
 
 def data_law(config: dict[str, Any]) -> GaussianMixture:
-    means = np.asarray(config["data_means"], dtype=float)[:, None]
-    return GaussianMixture(means, np.asarray(config["data_weights"]), config["data_std"])
+    means = jnp.asarray(config["data_means"], dtype=float)[:, None]
+    return GaussianMixture(means, jnp.asarray(config["data_weights"]), config["data_std"])
 
 
 def integrate(
@@ -133,18 +138,69 @@ def finite_or_none(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def result_from(name: str, config: dict, trajectory: Trajectory, summary: dict[str, Any]) -> Result:
-    """A :class:`Result`; float summary values that are not finite become ``None``."""
-    status = trajectory.status
-    summary = {
-        key: finite_or_none(value) if isinstance(value, float) else value
-        for key, value in summary.items()
+def valid_saves(trajectory: Trajectory) -> Array:
+    """``(T,)`` mask of saves made before the run stopped, with finite diagnostics."""
+    valid = trajectory.ts <= trajectory.final_t
+    for series in trajectory.diagnostics.values():
+        valid &= jnp.all(jnp.isfinite(series.reshape(series.shape[0], -1)), axis=1)
+    return valid
+
+
+def last_valid(series: Array, valid: Array) -> Array:
+    """The entry of ``series`` at the last valid save."""
+    return series[jnp.max(jnp.where(valid, jnp.arange(valid.shape[0]), 0))]
+
+
+def wall_outcomes(trajectory: Trajectory, valid: Array) -> dict[str, Array]:
+    """Clipping outcomes shared by the study-W particle experiments (traceable)."""
+    diag, ts = trajectory.diagnostics, trajectory.ts
+    wall = jnp.where(valid, diag["wall_fraction"], 0.0)
+    return {
+        "first_contact_time": dg.first_time(ts, wall > 0),
+        "wall_fraction_final": last_valid(diag["wall_fraction"], valid),
+        "wall_fraction_max": jnp.max(wall),
+        "critic_max_abs": last_valid(diag["critic_max_abs"], valid),
+        "critic_support_width_final": last_valid(diag["critic_support_width"], valid),
+        "value_final": last_valid(diag["value"], valid),
+        "data_distance_final": last_valid(diag["data_distance"], valid),
     }
-    return Result(
-        experiment=name,
-        config=config,
-        summary={"status": status} | summary,
-        trajectory=trajectory_arrays(trajectory),
-        status=status,
-        message=trajectory.failure_report(),
-    )
+
+
+Build = Callable[[dict[str, Any]], tuple[MeanFieldProblem, MeanFieldState]]
+Summarise = Callable[[dict[str, Any], MeanFieldProblem, Trajectory], dict[str, Array]]
+
+
+def particle_experiment(
+    name: str,
+    doc: str,
+    params: dict[str, Param],
+    build: Build,
+    summarise: Summarise,
+    plot: Callable[[Result, Path], Sequence[Path]] | None = None,
+    diagnostics: dict | None = None,
+) -> Experiment:
+    """An experiment that integrates a mean-field problem: ``build`` (config → problem,
+    initial state) and ``summarise`` (→ summary numbers) are traceable in the continuous
+    keys, which gives the experiment its ``outcomes`` for sweeps and gradients."""
+
+    def solve(config: dict[str, Any], options: RunOptions):
+        problem, state = build(config)
+        trajectory = integrate(config, options, problem, state, diagnostics)
+        return trajectory, summarise(config, problem, trajectory)
+
+    def run(config: dict[str, Any], options: RunOptions) -> Result:
+        trajectory, summary = solve(config, options)
+        status = trajectory.status
+        return Result(
+            experiment=name,
+            config=config,
+            summary={"status": status} | {k: finite_or_none(v) for k, v in summary.items()},
+            trajectory=trajectory_arrays(trajectory),
+            status=status,
+            message=trajectory.failure_report(),
+        )
+
+    def outcomes(config: dict[str, Any]) -> dict[str, Array]:
+        return solve(config, RunOptions())[1]
+
+    return Experiment(name, doc, params, run, plot, check=check_common, outcomes=outcomes)

@@ -136,6 +136,9 @@ class Experiment:
     plot: Callable[[Result, Path], Sequence[Path]] | None = None
     check: Callable[[dict[str, Any]], None] | None = field(default=None)
     """Cross-key validation on the resolved config; raises :class:`ConfigError`."""
+    outcomes: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
+    """The summary numbers as a traceable function of the config: continuous values
+    (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it."""
 
     @property
     def title(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,17 @@ from ..measure import sample_measure
 from ..solvers import MeanFieldProblem
 from ..units import LinearCritic, NeuronCritic, NeuronUnit, ShiftUnit
 from .common import (
-    check_common,
     clip_params,
     constraint_from_config,
     data_law,
-    finite_or_none,
-    integrate,
-    result_from,
+    last_valid,
+    particle_experiment,
     run_params,
+    valid_saves,
+    wall_outcomes,
 )
 from .common import data_params as _data_params
-from .registry import Experiment, Param, Result, RunOptions, register
+from .registry import Param, Result, register
 
 T1_DOC = """Toy T1: shift generator against a linear critic in 1-D (DESIGN §1.4).
 
@@ -72,49 +71,39 @@ def _build(config: dict[str, Any], generator, critic, gen_law, critic_law):
     return MeanFieldProblem.from_measures(game, constraint_from_config(config), gen, critic_measure)
 
 
-def _late(ts: np.ndarray) -> float:
-    return 0.5 * float(ts[-1])
+def _late_half(ts):
+    return ts >= 0.5 * ts[-1]
 
 
-def _wall_summary(traj) -> dict[str, Any]:
-    diag = traj.diagnostics
-    return {
-        "first_contact_time": finite_or_none(dg.first_time(traj.ts, diag["wall_fraction"] > 0)),
-        "wall_fraction_final": float(diag["wall_fraction"][-1]),
-        "wall_fraction_max": float(jnp.max(diag["wall_fraction"])),
-        "critic_max_abs": float(diag["critic_max_abs"][-1]),
-        "critic_support_width_final": float(diag["critic_support_width"][-1]),
-        "value_final": float(diag["value"][-1]),
-        "data_distance_final": float(diag["data_distance"][-1]),
-    }
-
-
-def run_t1(config: dict[str, Any], options: RunOptions) -> Result:
-    problem, state = _build(
+def build_t1(config: dict[str, Any]):
+    return _build(
         config,
         ShiftUnit(1),
         LinearCritic(1),
         Normal(config["gen_init_mean"], config["gen_init_std"]),
         Uniform(config["critic_init_low"], config["critic_init_high"]),
     )
-    diagnostics = dg.default_diagnostics() | {"invariant": dg.toy_invariant}
-    traj = integrate(config, options, problem, state, diagnostics)
-    done = traj.completed()
-    diag = done.diagnostics
-    y = diag["generated_mean"][:, 0] - float(problem.game.data.mean()[0])
+
+
+def summarise_t1(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dict[str, Any]:
+    """T1 outcomes: wall contact, period and orbit closure of (y, ω̄), the invariant H.
+    Late-time outcomes are NaN when the run stopped early."""
+    diag, ts = traj.diagnostics, traj.ts
+    valid = valid_saves(traj)
+    complete = jnp.all(valid)
+    y = diag["generated_mean"][:, 0] - problem.game.data.mean()[0]
     omega_bar = diag["critic_mean"][:, 0]
-    period = dg.period(done.ts, omega_bar, _late(np.asarray(done.ts)))
-    phase = jnp.stack([y, omega_bar], axis=1)
-    summary = _wall_summary(done) | {
-        "period": finite_or_none(period),
-        "period_free": 2 * math.pi / math.sqrt(config["lam"]),
-        "orbit_closure_error": finite_or_none(dg.orbit_closure_error(done.ts, phase, period)),
-        "invariant_initial": float(diag["invariant"][0]),
-        "invariant_final": float(diag["invariant"][-1]),
-        "final_y": float(y[-1]),
-        "final_critic_mean": float(omega_bar[-1]),
+    period = dg.period(ts, omega_bar, 0.5 * ts[-1])
+    closure = dg.orbit_closure_error(ts, jnp.stack([y, omega_bar], axis=1), period)
+    return wall_outcomes(traj, valid) | {
+        "period": jnp.where(complete, period, jnp.nan),
+        "period_free": 2 * jnp.pi / jnp.sqrt(problem.game.lam),
+        "orbit_closure_error": jnp.where(complete, closure, jnp.nan),
+        "invariant_initial": diag["invariant"][0],
+        "invariant_final": last_valid(diag["invariant"], valid),
+        "final_y": last_valid(y, valid),
+        "final_critic_mean": last_valid(omega_bar, valid),
     }
-    return result_from("toy-shift-linear", config, traj, summary)
 
 
 T2_DOC = """Toy T2: tanh neuron generator against a tanh neuron critic in 1-D, bimodal data.
@@ -148,28 +137,31 @@ T2_PARAMS: dict[str, Param] = {
 }
 
 
-def run_t2(config: dict[str, Any], options: RunOptions) -> Result:
+def build_t2(config: dict[str, Any]):
     act = config["activation"]
-    problem, state = _build(
+    return _build(
         config,
         NeuronUnit(1, 1, act),
         NeuronCritic(1, act),
         Normal(np.zeros(3), config["gen_init_std"]),
-        Uniform(np.full(3, config["critic_init_low"]), config["critic_init_high"]),
+        Uniform(jnp.full(3, config["critic_init_low"]), config["critic_init_high"]),
     )
-    traj = integrate(config, options, problem, state)
-    done = traj.completed()
-    diag = done.diagnostics
-    late = np.asarray(done.ts) >= _late(np.asarray(done.ts))
-    distance = np.asarray(diag["data_distance"])[late]
-    summary = _wall_summary(done) | {
-        "data_distance_initial": float(diag["data_distance"][0]),
-        "data_distance_late_min": float(distance.min()),
-        "data_distance_late_max": float(distance.max()),
-        "generated_mean_final": float(diag["generated_mean"][-1, 0]),
-        "generated_variance_final": float(diag["generated_variance"][-1, 0]),
+
+
+def summarise_t2(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dict[str, Any]:
+    """T2 outcomes: wall contact and the range of W1(generated, data) over the late half
+    (a range that does not shrink is the non-convergence)."""
+    diag = traj.diagnostics
+    valid = valid_saves(traj)
+    late = valid & _late_half(traj.ts)
+    distance = diag["data_distance"]
+    return wall_outcomes(traj, valid) | {
+        "data_distance_initial": distance[0],
+        "data_distance_late_min": jnp.min(jnp.where(late, distance, jnp.inf)),
+        "data_distance_late_max": jnp.max(jnp.where(late, distance, -jnp.inf)),
+        "generated_mean_final": last_valid(diag["generated_mean"][:, 0], valid),
+        "generated_variance_final": last_valid(diag["generated_variance"][:, 0], valid),
     }
-    return result_from("neuron-bimodal-1d", config, traj, summary)
 
 
 def plot(result: Result, out: Path) -> list[Path]:
@@ -179,8 +171,16 @@ def plot(result: Result, out: Path) -> list[Path]:
 
 
 TOY_SHIFT_LINEAR = register(
-    Experiment("toy-shift-linear", T1_DOC, T1_PARAMS, run_t1, plot, check=check_common)
+    particle_experiment(
+        "toy-shift-linear",
+        T1_DOC,
+        T1_PARAMS,
+        build_t1,
+        summarise_t1,
+        plot,
+        diagnostics=dg.default_diagnostics() | {"invariant": dg.toy_invariant},
+    )
 )
 NEURON_BIMODAL_1D = register(
-    Experiment("neuron-bimodal-1d", T2_DOC, T2_PARAMS, run_t2, plot, check=check_common)
+    particle_experiment("neuron-bimodal-1d", T2_DOC, T2_PARAMS, build_t2, summarise_t2, plot)
 )

@@ -1,1 +1,5 @@
-"""Plots (matplotlib, Agg). Only the CLI and notebooks import this package; core modules never do."""
+"""Plots (matplotlib, Agg backend).
+
+Only the CLI, experiments' plot functions and notebooks import this package; core modules
+never do.
+"""
