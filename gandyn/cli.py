@@ -9,7 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from .experiments.registry import REGISTRY, ConfigError, get_experiment, resolve_config
+from .experiments.registry import (
+    REGISTRY,
+    ConfigError,
+    get_experiment,
+    load_config_file,
+    resolve_config,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -69,6 +75,9 @@ def run(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a key: key=value (JSON value)")
     ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of key = value (--set wins)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default runs/NAME)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     progress: Annotated[
@@ -88,7 +97,8 @@ def run(
     out = Path("runs") / name if out is None else out
     try:
         experiment = get_experiment(name)
-        config = resolve_config(experiment, parse_set(set_ or []))
+        from_file = {} if config_file is None else load_config_file(config_file)
+        config = resolve_config(experiment, from_file | parse_set(set_ or []))
         check_out_dir(out, overwrite)
     except ConfigError as err:
         _fail(str(err))

@@ -9,6 +9,7 @@ arrays). The CLI and :func:`run_experiment` go through the same path.
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,27 @@ def resolve_config(experiment: Experiment, overrides: Mapping[str, Any]) -> dict
     if experiment.check is not None:
         experiment.check(config)
     return config
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Keys and values from a TOML file (one flat table; checked later by
+    :func:`resolve_config`). Syntax errors and nested tables are :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config: {path} is not valid TOML: {err}") from None
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: key {key!r} is a table; the file must be a flat list of key = value"
+            )
+        if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            raise ConfigError(f"{path}: key {key!r} must be a flat list of numbers")
+    return data
 
 
 def run_experiment(name: str, *, progress: bool = False, **overrides: Any) -> Result:

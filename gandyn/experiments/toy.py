@@ -19,13 +19,13 @@ from .common import (
     clip_params,
     constraint_from_config,
     data_law,
+    data_params as _data_params,
     last_valid,
     particle_experiment,
     run_params,
     valid_saves,
     wall_outcomes,
 )
-from .common import data_params as _data_params
 from .registry import Param, Result, register
 
 T1_DOC = """Toy T1: shift generator against a linear critic in 1-D (DESIGN §1.4).
