@@ -9,6 +9,7 @@ from .registry import (
     Result as Result,
     RunOptions as RunOptions,
     get_experiment as get_experiment,
+    load_config_file as load_config_file,
     register as register,
     resolve_config as resolve_config,
     run_experiment as run_experiment,
