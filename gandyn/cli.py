@@ -69,6 +69,36 @@ def list_experiments(
         typer.echo(f"  {key} = {json.dumps(param.default)}  ({param.describe()}): {param.doc}")
 
 
+def _progress(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bool) -> None:
+    """Run, print the summary, write the folder, exit with the run's status."""
+    from .io import write_run
+
+    result = experiment.run(config, options)
+    width = max(map(len, result.summary))
+    for key, value in result.summary.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+        typer.echo(f"  {key:<{width}}  {shown}")
+    in_place = options.checkpoint is not None
+    write_run(
+        result,
+        experiment,
+        out,
+        overwrite=overwrite,
+        plots=meta["plots"],
+        meta=meta,
+        in_place=in_place,
+    )
+    typer.echo(f"wrote {out}")
+    if result.status != "ok":
+        hint = f"; continue with: gandyn resume {out}" if result.status == "interrupted" else ""
+        typer.echo(f"error: {result.message or result.status}{hint}", err=True)
+        raise typer.Exit(code=130 if result.status == "interrupted" else 1)
+
+
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see `gandyn list`)")],
@@ -80,6 +110,10 @@ def run(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default runs/NAME)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    checkpoint_every: Annotated[
+        float | None,
+        typer.Option(help="checkpoint every T time units (a multiple of dt) into OUT"),
+    ] = None,
     progress: Annotated[
         bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
     ] = None,
@@ -91,8 +125,9 @@ def run(
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
+    from .checkpoint import CheckpointSpec, segment_bounds
     from .experiments.registry import RunOptions
-    from .io import check_out_dir, write_run
+    from .io import check_out_dir, start_run_folder
 
     out = Path("runs") / name if out is None else out
     try:
@@ -100,20 +135,132 @@ def run(
         from_file = {} if config_file is None else load_config_file(config_file)
         config = resolve_config(experiment, from_file | parse_set(set_ or []))
         check_out_dir(out, overwrite)
+        if checkpoint_every is not None:
+            if not experiment.checkpointable:
+                raise ConfigError(f"--checkpoint-every: experiment {name!r} cannot checkpoint")
+            try:
+                segment_bounds(0.0, config["t1"], config["dt"], checkpoint_every)
+            except ValueError as err:
+                raise ConfigError(f"--checkpoint-every: {err}") from None
     except ConfigError as err:
         _fail(str(err))
         return
-    show_progress = sys.stderr.isatty() if progress is None else progress
-    result = experiment.run(config, RunOptions(progress=show_progress))
-    width = max(map(len, result.summary))
-    for key, value in result.summary.items():
-        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
-        typer.echo(f"  {key:<{width}}  {shown}")
-    write_run(result, experiment, out, overwrite=overwrite, plots=plots)
+    meta = {"plots": plots, "x64": x64, "checkpoint_every": checkpoint_every}
+    spec = None
+    if checkpoint_every is not None:
+        start_run_folder(out, overwrite, config, meta | {"experiment": name})
+        spec = CheckpointSpec(out / "checkpoints", checkpoint_every)
+    options = RunOptions(progress=_progress(progress), checkpoint=spec)
+    _finish(experiment, config, out, meta, options, overwrite=overwrite)
+
+
+@app.command()
+def resume(
+    folder: Annotated[Path, typer.Argument(help="a run folder made with --checkpoint-every")],
+    progress: Annotated[
+        bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
+    ] = None,
+) -> None:
+    """Continue a checkpointed run from its newest good checkpoint."""
+    import jax
+
+    from . import experiments  # noqa: F401  (registers them)
+    from .checkpoint import CheckpointSpec
+    from .experiments.registry import RunOptions
+
+    try:
+        meta = json.loads((folder / "run.json").read_text())
+        config_overrides = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        _fail(f"{folder} is not a readable gandyn run folder ({err})")
+        return
+    if meta.get("checkpoint_every") is None:
+        _fail(f"{folder} was not run with --checkpoint-every; nothing to resume")
+        return
+    if meta.get("status") == "ok":
+        _fail(f"{folder} is complete (status ok); nothing to resume")
+        return
+    jax.config.update("jax_enable_x64", bool(meta.get("x64", True)))
+    try:
+        experiment = get_experiment(meta["experiment"])
+        config = resolve_config(experiment, config_overrides)
+    except ConfigError as err:
+        _fail(f"{folder}/config.json: {err}")
+        return
+    keep = {key: meta.get(key) for key in ("plots", "x64", "checkpoint_every")}
+    spec = CheckpointSpec(folder / "checkpoints", meta["checkpoint_every"], resume=True)
+    options = RunOptions(progress=_progress(progress), checkpoint=spec)
+    _finish(experiment, config, folder, keep, options, overwrite=True)
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``key=v1,v2,...`` (each value JSON where it parses, else a string) or
+    ``key=start:stop:count`` (``count`` evenly spaced numbers, both ends included)."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--grid: expected key=v1,v2,... or key=start:stop:count, got {item!r}"
+            )
+        if key in grid:
+            raise ConfigError(f"{key}: given twice with --grid; give all its values at once")
+        parts = raw.split(":")
+        if len(parts) == 3:
+            try:
+                start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: expected start:stop:count with numbers and an integer count, "
+                    f"got {raw!r}"
+                ) from None
+            if count < 1:
+                raise ConfigError(f"{key}: count must be at least 1, got {count}")
+            step = (stop - start) / max(count - 1, 1)
+            grid[key] = [start + k * step for k in range(count - 1)] + [stop][: count - 1 or 1]
+            continue
+        grid[key] = [parse_set([f"{key}={v}"])[key] for v in raw.split(",")] if raw.strip() else []
+    return grid
+
+
+@app.command("sweep")
+def sweep_command(
+    name: Annotated[str, typer.Argument(help="experiment name (see `gandyn list`)")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="swept key: key=v1,v2,... or key=start:stop:count"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="fix a key: key=value (JSON value)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/NAME-sweep)")] = None,
+    chunk: Annotated[int | None, typer.Option(help="runs per compiled call (default: all)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing sweep folder")] = False,
+    plots: Annotated[bool, typer.Option(help="write PNG heat-maps and line plots")] = True,
+    x64: Annotated[bool, typer.Option(help="compute in float64")] = True,
+) -> None:
+    """Run an experiment on a grid of values in one compiled call; write sweep.nc and plots."""
+    import jax
+
+    jax.config.update("jax_enable_x64", x64)
+    from . import experiments  # noqa: F401  (registers them)
+    from .io import check_out_dir
+    from .sweep import sweep, write_sweep
+
+    out = Path("runs") / f"{name}-sweep" if out is None else out
+    try:
+        values = parse_grid(grid or [])
+        base = parse_set(set_ or [])
+        check_out_dir(out, overwrite)
+        dataset = sweep(name, values, base, chunk=chunk)
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    shape = " x ".join(f"{key} ({size})" for key, size in dataset.sizes.items())
+    typer.echo(f"swept {shape}: outcomes {', '.join(map(str, dataset.data_vars))}")
+    write_sweep(dataset, out, overwrite=overwrite, plots=plots)
     typer.echo(f"wrote {out}")
-    if result.status != "ok":
-        typer.echo(f"error: {result.message}", err=True)
-        raise typer.Exit(code=1)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -42,14 +43,35 @@ def _json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def start_run_folder(out: Path, overwrite: bool, config: dict, meta: dict[str, Any]) -> None:
+    """Create ``out`` with ``config.json`` and ``run.json`` (status ``running``) for a run
+    that checkpoints into it as it goes."""
+    check_out_dir(out, overwrite)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    _json(out / "config.json", config)
+    _json(out / "run.json", meta | {"status": "running", "environment": environment()})
+
+
 def write_run(
-    result: Result, experiment: Experiment, out: Path, *, overwrite: bool, plots: bool = True
+    result: Result,
+    experiment: Experiment,
+    out: Path,
+    *,
+    overwrite: bool,
+    plots: bool = True,
+    meta: dict[str, Any] | None = None,
+    in_place: bool = False,
 ) -> list[Path]:
     """Write ``config.json``, ``summary.json``, ``run.json``, ``trajectory.npz`` and the
     plots into ``out``. Everything is written into a temporary sibling folder first and
-    renamed into place at the end, so an error leaves ``out`` as it was."""
+    renamed into place at the end, so an error leaves ``out`` as it was. ``in_place``
+    (a checkpointed run's own folder) replaces the files one by one and keeps the rest.
+    ``meta`` is recorded in ``run.json`` (how the run was made, for ``gandyn resume``)."""
     out = Path(out)
-    check_out_dir(out, overwrite)
+    if not in_place:
+        check_out_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -57,7 +79,8 @@ def write_run(
         _json(staging / "summary.json", result.summary)
         _json(
             staging / "run.json",
-            {
+            (meta or {})
+            | {
                 "experiment": result.experiment,
                 "status": result.status,
                 "message": result.message,
@@ -68,9 +91,14 @@ def write_run(
         np.savez_compressed(staging / "trajectory.npz", allow_pickle=False, **arrays)
         if plots and experiment.plot is not None:
             experiment.plot(result, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        if in_place:
+            for path in staging.iterdir():
+                os.replace(path, out / path.name)
+            staging.rmdir()
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -106,8 +106,23 @@ def integrate(
     state: MeanFieldState,
     diagnostics: dict | None = None,
 ) -> Trajectory:
-    """Run ``simulate`` with the config's solver, step, horizon and snapshots."""
+    """Run ``simulate`` with the config's solver, step, horizon and snapshots (in
+    checkpointed segments if ``options.checkpoint`` is set)."""
     t1 = config["t1"]
+    if options.checkpoint is not None:
+        from ..checkpoint import simulate_checkpointed
+
+        return simulate_checkpointed(
+            problem,
+            state,
+            options.checkpoint,
+            t1=t1,
+            dt=config["dt"],
+            solver=config["solver"],
+            snapshot_ts=np.linspace(0.0, t1, config["n_snapshots"]),
+            diagnostics=dg.default_diagnostics() if diagnostics is None else diagnostics,
+            progress=options.progress,
+        )
     meter = diffrax.TqdmProgressMeter() if options.progress else None
     return simulate(
         problem,
@@ -203,4 +218,6 @@ def particle_experiment(
     def outcomes(config: dict[str, Any]) -> dict[str, Array]:
         return solve(config, RunOptions())[1]
 
-    return Experiment(name, doc, params, run, plot, check=check_common, outcomes=outcomes)
+    return Experiment(
+        name, doc, params, run, plot, check=check_common, checkpointable=True, outcomes=outcomes
+    )

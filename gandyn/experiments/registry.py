@@ -121,9 +121,12 @@ class Result:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run, not what: ``progress`` shows a progress bar on long solves."""
+    """How to run, not what: ``progress`` shows a progress bar on long solves;
+    ``checkpoint`` (a :class:`gandyn.checkpoint.CheckpointSpec`) integrates in
+    checkpointed segments (experiments that cannot checkpoint refuse it)."""
 
     progress: bool = False
+    checkpoint: Any = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class Experiment:
     plot: Callable[[Result, Path], Sequence[Path]] | None = None
     check: Callable[[dict[str, Any]], None] | None = field(default=None)
     """Cross-key validation on the resolved config; raises :class:`ConfigError`."""
+    checkpointable: bool = False
+    """True if ``run`` honours ``RunOptions.checkpoint``."""
     outcomes: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
     """The summary numbers as a traceable function of the config: continuous values
     (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it."""

@@ -116,7 +116,8 @@ class Trajectory(eqx.Module):
     - ``ts (T,)`` and ``diagnostics``: a dict name → ``(T, ...)`` recorded on the fly;
     - ``snapshot_ts (S,)`` and ``snapshots``: full states (critic as parameters ``ω``);
     - ``final``: the last state in solver coordinates, and ``final_t``;
-    - ``result``: the diffrax result code; ``num_steps``: accepted steps taken.
+    - ``result``: the diffrax result code; ``num_steps``: accepted steps taken;
+    - ``interrupted``: True if a checkpointed run was stopped by Ctrl-C.
 
     After a run stopped early (non-finite state, step limit), entries past the stop are
     ``inf`` (diffrax's fill value); everything before it is kept.
@@ -130,10 +131,14 @@ class Trajectory(eqx.Module):
     final_t: Float[Array, ""]
     result: diffrax.RESULTS
     num_steps: Int[Array, ""]
+    interrupted: bool = eqx.field(static=True, default=False)
 
     @property
     def status(self) -> str:
-        """``ok``, ``nonfinite`` (stopped on a non-finite state) or ``max_steps``."""
+        """``ok``, ``nonfinite`` (stopped on a non-finite state), ``max_steps`` or
+        ``interrupted`` (Ctrl-C during a checkpointed run)."""
+        if self.interrupted:
+            return "interrupted"
         if self.result == diffrax.RESULTS.successful:
             return "ok"
         if self.result == diffrax.RESULTS.event_occurred:

@@ -1,0 +1,170 @@
+"""Checkpoint and resume: killed runs resume to the same numbers, bad checkpoints are skipped."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import gandyn as gd
+from gandyn.checkpoint import FAULT_ENV, CheckpointSpec, segment_bounds
+from gandyn.cli import app
+from gandyn.experiments import RunOptions, get_experiment, resolve_config
+
+SETS = ["t1=2.0", "dt=0.01", "n_gen=6", "n_critic=6", "quadrature=6", "n_snapshots=5"]
+ARGS = [a for s in SETS for a in ("--set", s)] + ["--checkpoint-every", "0.5", "--no-plots"]
+runner = CliRunner()
+
+
+def gandyn_cli(*args, env=None):
+    code = "from gandyn.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | (env or {}),
+        timeout=300,
+    )
+
+
+def load(folder: Path):
+    summary = json.loads((folder / "summary.json").read_text())
+    with np.load(folder / "trajectory.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    return summary, arrays
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    result = runner.invoke(app, ["run", "toy-shift-linear", *ARGS, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return load(out)
+
+
+def assert_same_run(folder, reference):
+    summary, arrays = load(folder)
+    assert summary == reference[0]
+    assert arrays.keys() == reference[1].keys()
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(value, reference[1][key], err_msg=key)
+
+
+def test_segmented_run_matches_a_single_solve_to_round_off(tmp_path):
+    experiment = get_experiment("toy-shift-linear")
+    config = resolve_config(
+        experiment,
+        {"t1": 2.0, "dt": 0.01, "n_gen": 6, "n_critic": 6, "quadrature": 6, "n_snapshots": 5},
+    )
+    plain = experiment.run(config, RunOptions())
+    segmented = experiment.run(config, RunOptions(checkpoint=CheckpointSpec(tmp_path, 0.5)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"ckpt-00000{k}.npz" for k in (1, 2, 3)]
+    assert plain.trajectory.keys() == segmented.trajectory.keys()
+    for key, value in plain.trajectory.items():
+        np.testing.assert_allclose(
+            segmented.trajectory[key], value, rtol=1e-12, atol=1e-14, err_msg=key
+        )
+    for key, value in plain.summary.items():
+        if isinstance(value, float):
+            assert segmented.summary[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+        else:
+            assert segmented.summary[key] == value, key
+
+
+@pytest.mark.parametrize("fault", ["kill-after-checkpoint:0", "kill-before-rename:2"])
+def test_a_killed_run_resumes_to_the_same_numbers_bit_for_bit(tmp_path, reference, fault):
+    out = tmp_path / "run"
+    killed = gandyn_cli("run", "toy-shift-linear", *ARGS, "--out", str(out), env={FAULT_ENV: fault})
+    assert killed.returncode == -9  # SIGKILL
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert not (out / "summary.json").exists()
+    resumed = runner.invoke(app, ["resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_run(out, reference)
+
+
+def test_a_corrupted_newest_checkpoint_is_skipped_with_a_warning(tmp_path, reference):
+    out = tmp_path / "run"
+    killed = gandyn_cli(
+        "run",
+        "toy-shift-linear",
+        *ARGS,
+        "--out",
+        str(out),
+        env={FAULT_ENV: "kill-after-checkpoint:2"},
+    )
+    assert killed.returncode == -9
+    newest = out / "checkpoints" / "ckpt-000002.npz"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="ckpt-000002.npz is unreadable"):
+        resumed = runner.invoke(app, ["resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_run(out, reference)
+
+
+def test_a_checkpoint_with_flipped_bytes_fails_its_digest(tmp_path):
+    spec = CheckpointSpec(tmp_path, 0.5)
+    path = gd.checkpoint.write_checkpoint(spec.directory, 0, {"x": np.arange(100.0)})
+    raw = bytearray(path.read_bytes())
+    np.save(tmp_path / "x.npy", np.arange(100.0))
+    offset = raw.find((tmp_path / "x.npy").read_bytes()[-800:])
+    raw[offset + 10] ^= 0xFF  # corrupt payload bytes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="checkpoint"):
+        gd.checkpoint.read_checkpoint(path)
+
+
+def test_nonfinite_checkpointed_run_keeps_segments_before_the_failure(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "toy-shift-linear",
+            "--set",
+            "clip=penalty",
+            "--set",
+            "beta=1e6",
+            "--set",
+            "c=0.05",
+            "--set",
+            "t1=4",
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(out),
+            "--no-plots",
+        ],
+    )
+    assert result.exit_code == 1
+    summary, arrays = load(out)
+    assert summary["status"] == "nonfinite"
+    assert json.loads((out / "run.json").read_text())["status"] == "nonfinite"
+    assert np.isfinite(arrays["diag_critic_mean"][:3]).all()
+
+
+def test_resume_refuses_complete_and_unrelated_folders(tmp_path):
+    out = tmp_path / "done"
+    assert runner.invoke(app, ["run", "toy-shift-linear", *ARGS, "--out", str(out)]).exit_code == 0
+    done = runner.invoke(app, ["resume", str(out)])
+    assert done.exit_code == 2 and "complete" in done.output
+    missing = runner.invoke(app, ["resume", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "not a readable gandyn run folder" in missing.output
+
+
+@pytest.mark.parametrize("every,needle", [("0.333", "multiple of dt"), ("-1", "multiple of dt")])
+def test_bad_checkpoint_interval_is_refused(tmp_path, every, needle):
+    out = tmp_path / "x"
+    result = runner.invoke(
+        app, ["run", "toy-shift-linear", "--checkpoint-every", every, "--out", str(out)]
+    )
+    assert result.exit_code == 2 and needle in result.output and not out.exists()
+
+
+def test_segments_cover_the_run_exactly():
+    assert segment_bounds(0.0, 2.0, 0.01, 0.5) == [(0, 50), (50, 100), (100, 150), (150, 200)]
+    assert segment_bounds(0.0, 1.0, 0.1, 0.3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
