@@ -104,3 +104,17 @@ def test_random_valid_configs_run_to_a_finite_summary(overrides):
     assert result.status == "ok"
     assert result.summary["invariant_initial"] is not None
     json.dumps(result.summary, allow_nan=False)
+
+
+def test_same_seed_same_summary_and_different_seed_different_particles():
+    tiny = dict(
+        t1=1.0, dt=0.05, n_gen=5, n_critic=5, quadrature=4, n_snapshots=2, init_sampling="random"
+    )
+    first = gd.run_experiment("toy-shift-linear", seed=3, **tiny)
+    again = gd.run_experiment("toy-shift-linear", seed=3, **tiny)
+    other = gd.run_experiment("toy-shift-linear", seed=4, **tiny)
+    assert first.summary == again.summary
+    for key, value in first.trajectory.items():
+        assert (value == again.trajectory[key]).all(), key
+    start = first.trajectory["snapshot_generator"][0]
+    assert not (start == other.trajectory["snapshot_generator"][0]).any()
