@@ -29,6 +29,17 @@ from .games import (
     first_variation_gradient as first_variation_gradient,
     generator_velocity as generator_velocity,
 )
+from .games.js import (
+    AbstractDriftEstimator as AbstractDriftEstimator,
+    Discriminator as Discriminator,
+    ExactDrift as ExactDrift,
+    GridDensity as GridDensity,
+    KDEDrift as KDEDrift,
+    NeuralDrift as NeuralDrift,
+    discriminator_objective as discriminator_objective,
+    fit_discriminator as fit_discriminator,
+    js_estimate as js_estimate,
+)
 from .measure import ParticleMeasure as ParticleMeasure, sample_measure as sample_measure
 from .solvers import (
     MeanFieldProblem as MeanFieldProblem,
@@ -37,6 +48,32 @@ from .solvers import (
     Trajectory as Trajectory,
     simulate as simulate,
     solver_by_name as solver_by_name,
+)
+from .solvers.fokker_planck import solve_fokker_planck as solve_fokker_planck
+from .solvers.gan_as_ode import (
+    AbstractDriftModel as AbstractDriftModel,
+    AffineGenerator as AffineGenerator,
+    ExactDiscriminator as ExactDiscriminator,
+    GANAsODE as GANAsODE,
+    GANState as GANState,
+    GANTrajectory as GANTrajectory,
+    GaussianLaw as GaussianLaw,
+    KernelDiscriminator as KernelDiscriminator,
+    MLPGenerator as MLPGenerator,
+    TrainedDiscriminator as TrainedDiscriminator,
+    run_gan_as_ode as run_gan_as_ode,
+)
+from .solvers.grid import (
+    ContinuityProblem as ContinuityProblem,
+    Grid as Grid,
+    GridState as GridState,
+    solve_continuity as solve_continuity,
+)
+from .solvers.js_flow import (
+    JSFlowProblem as JSFlowProblem,
+    JSFlowState as JSFlowState,
+    JSFlowTrajectory as JSFlowTrajectory,
+    simulate_js_flow as simulate_js_flow,
 )
 from .units import (
     AffineUnit as AffineUnit,

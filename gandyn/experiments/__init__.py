@@ -1,6 +1,6 @@
 """The registry of named experiments; importing this module registers them all."""
 
-from . import toy as toy
+from . import grids as grids, js as js, toy as toy
 from .registry import (
     REGISTRY as REGISTRY,
     ConfigError as ConfigError,

@@ -62,8 +62,8 @@ def run_params(solver="euler", dt=0.01, t1=40.0, n_snapshots=6, quadrature=16) -
     }
 
 
-def check_common(config: dict[str, Any]) -> None:
-    """Cross-key checks shared by the particle experiments."""
+def check_data(config: dict[str, Any]) -> None:
+    """The data mixture keys agree with each other."""
     if len(config["data_weights"]) != len(config["data_means"]):
         raise ConfigError(
             f"data_weights: has {len(config['data_weights'])} entries but data_means has "
@@ -71,6 +71,11 @@ def check_common(config: dict[str, Any]) -> None:
         )
     if sum(config["data_weights"]) <= 0:
         raise ConfigError("data_weights: must not all be zero")
+
+
+def check_common(config: dict[str, Any]) -> None:
+    """Cross-key checks shared by the particle experiments."""
+    check_data(config)
     if config["critic_init_low"] >= config["critic_init_high"]:
         raise ConfigError(
             f"critic_init_low: must be < critic_init_high, got {config['critic_init_low']} >= "
