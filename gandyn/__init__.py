@@ -49,6 +49,13 @@ from .solvers import (
     simulate as simulate,
     solver_by_name as solver_by_name,
 )
+from .solvers.algorithm import (
+    AbstractBatches as AbstractBatches,
+    FullBatch as FullBatch,
+    Minibatch as Minibatch,
+    WGANAlgorithm as WGANAlgorithm,
+    train_wgan as train_wgan,
+)
 from .solvers.fokker_planck import solve_fokker_planck as solve_fokker_planck
 from .solvers.gan_as_ode import (
     AbstractDriftModel as AbstractDriftModel,

@@ -14,24 +14,12 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from ._checks import positive
 from ._types import Array, Bool, Float, Scalar, ScalarLike
 
 Params = Float[Array, "m q"]
-
-
-def _positive(name: str, value: ScalarLike) -> Scalar:
-    """``value`` as an array, refusing a concrete value that is not finite and positive."""
-    array = jnp.asarray(value, dtype=float)
-    try:
-        concrete = np.asarray(array)
-    except jax.errors.TracerArrayConversionError:  # traced (vmap, grad): checked by the caller
-        return array
-    if concrete.shape != () or not np.isfinite(concrete) or not concrete > 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return array
 
 
 class AbstractConstraint(eqx.Module):
@@ -91,7 +79,7 @@ class HardClip(_Box):
     projects: ClassVar[bool] = True
 
     def __init__(self, c: ScalarLike):
-        self.c = _positive("c", c)
+        self.c = positive("c", c)
 
     def velocity(self, u: Params, v: Params) -> Params:
         return v
@@ -112,8 +100,8 @@ class PenaltyClip(_Box):
     beta: Scalar
 
     def __init__(self, c: ScalarLike, beta: ScalarLike):
-        self.c = _positive("c", c)
-        self.beta = _positive("beta", beta)
+        self.c = positive("c", c)
+        self.beta = positive("beta", beta)
 
     def velocity(self, u: Params, v: Params) -> Params:
         return v - self.beta * (u - self.clip(u))
@@ -133,8 +121,8 @@ class SmoothClip(_Box):
     newton_steps: ClassVar[int] = 60
 
     def __init__(self, c: ScalarLike, beta: ScalarLike):
-        self.c = _positive("c", c)
-        self.beta = _positive("beta", beta)
+        self.c = positive("c", c)
+        self.beta = positive("beta", beta)
 
     def observe(self, u: Params) -> Params:
         b, c = self.beta, self.c

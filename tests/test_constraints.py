@@ -53,7 +53,7 @@ def test_smooth_clip_is_invertible_tends_to_clip_and_has_the_right_slope(beta):
     ],
 )
 def test_bad_constants_are_refused(make):
-    with pytest.raises(ValueError, match="finite positive"):
+    with pytest.raises(ValueError, match="finite and > 0"):
         make()
 
 

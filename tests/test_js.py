@@ -155,9 +155,9 @@ def test_grid_density_interpolates_log_density_in_space_and_time():
 
 def test_bad_input_raises_clear_errors():
     rho1 = points(RHO0, 5)
-    with pytest.raises(ValueError, match="bandwidth must be > 0"):
+    with pytest.raises(ValueError, match="bandwidth must be finite and > 0"):
         gd.KDEDrift(DATA, 0.0)
-    with pytest.raises(ValueError, match="bandwidth must be > 0"):
+    with pytest.raises(ValueError, match="bandwidth must be finite and > 0"):
         gd.KDEDrift(DATA, -1.0, "fixed")
     with pytest.raises(ValueError, match="unknown bandwidth rule"):
         gd.KDEDrift(DATA, 1.0, "normal")
@@ -176,9 +176,9 @@ def test_bad_input_raises_clear_errors():
     latent, data = gd.Normal(0.0, 1.0).quadrature(4), DATA.quadrature(4)
     model = gd.ExactDiscriminator(DATA, gd.Normal(0.0, 1.0))
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"eps": 0.0, "lr": 1.0}, "eps must be > 0"),
-        ({"eps": -0.1, "lr": 1.0}, "eps must be > 0"),
-        ({"eps": 0.1, "lr": 0.0}, "lr must be > 0"),
+        ({"eps": 0.0, "lr": 1.0}, "eps must be finite and > 0"),
+        ({"eps": -0.1, "lr": 1.0}, "eps must be finite and > 0"),
+        ({"eps": 0.1, "lr": 0.0}, "lr must be finite and > 0"),
         ({"eps": 0.1, "lr": 1.0, "K": 0}, "K .* must be an integer >= 1"),
         ({"eps": 0.1, "lr": 1.0, "fit": "newton"}, "unknown fit"),
         ({"eps": 0.1, "lr": 1.0, "normalisation": "w"}, "unknown normalisation"),

@@ -1,6 +1,6 @@
 """The registry of named experiments; importing this module registers them all."""
 
-from . import grids as grids, js as js, toy as toy
+from . import algorithm as algorithm, grids as grids, js as js, toy as toy
 from .registry import (
     REGISTRY as REGISTRY,
     ConfigError as ConfigError,

@@ -75,14 +75,14 @@ def _late_half(ts):
     return ts >= 0.5 * ts[-1]
 
 
+def t1_laws(config: dict[str, Any]) -> tuple[Normal, Uniform]:
+    """Laws of T1's initial generator and critic particles."""
+    gen = Normal(config["gen_init_mean"], config["gen_init_std"])
+    return gen, Uniform(config["critic_init_low"], config["critic_init_high"])
+
+
 def build_t1(config: dict[str, Any]):
-    return _build(
-        config,
-        ShiftUnit(1),
-        LinearCritic(1),
-        Normal(config["gen_init_mean"], config["gen_init_std"]),
-        Uniform(config["critic_init_low"], config["critic_init_high"]),
-    )
+    return _build(config, ShiftUnit(1), LinearCritic(1), *t1_laws(config))
 
 
 def summarise_t1(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dict[str, Any]:
@@ -137,15 +137,15 @@ T2_PARAMS: dict[str, Param] = {
 }
 
 
+def t2_laws(config: dict[str, Any]) -> tuple[Normal, Uniform]:
+    """Laws of T2's initial neurons: ``(a, w, b)`` normal, ``(α, β, b')`` uniform."""
+    gen = Normal(np.zeros(3), config["gen_init_std"])
+    return gen, Uniform(jnp.full(3, config["critic_init_low"]), config["critic_init_high"])
+
+
 def build_t2(config: dict[str, Any]):
     act = config["activation"]
-    return _build(
-        config,
-        NeuronUnit(1, 1, act),
-        NeuronCritic(1, act),
-        Normal(np.zeros(3), config["gen_init_std"]),
-        Uniform(jnp.full(3, config["critic_init_low"]), config["critic_init_high"]),
-    )
+    return _build(config, NeuronUnit(1, 1, act), NeuronCritic(1, act), *t2_laws(config))
 
 
 def summarise_t2(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._checks import positive
 from .._types import Array, Float, PRNGKeyArray, Scalar, ScalarLike, Vector
 from ..measure import ParticleMeasure
 from ..units import ACTIVATIONS
@@ -161,18 +162,6 @@ class ExactDrift(AbstractDriftEstimator):
         return self.data.log_prob(y) - self.current.log_prob(y)
 
 
-def check_positive(name: str, value: ScalarLike) -> Array:
-    """``value`` as a float array; ``ValueError`` naming ``name`` unless every entry is
-    ``> 0`` (checked when concrete; traced values pass through)."""
-    try:
-        concrete = np.asarray(value, dtype=float)
-    except jax.errors.TracerArrayConversionError:
-        return jnp.asarray(value, dtype=float)
-    if not np.all(concrete > 0):
-        raise ValueError(f"{name} must be > 0, got {concrete.tolist()}")
-    return jnp.asarray(value, dtype=float)
-
-
 class KDEDrift(AbstractDriftEstimator):
     """``ρ_t`` = weighted Gaussian kernel density estimate of the particles.
 
@@ -191,7 +180,7 @@ class KDEDrift(AbstractDriftEstimator):
                 f"unknown bandwidth rule {rule!r}; allowed: {', '.join(BANDWIDTH_RULES)}"
             )
         self.data, self.rule = data, rule
-        self.bandwidth = check_positive("bandwidth", bandwidth)
+        self.bandwidth = positive("bandwidth", bandwidth)
 
     def width(self, measure: ParticleMeasure) -> Scalar:
         """The kernel width ``h`` for these particles."""

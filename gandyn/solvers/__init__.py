@@ -1,5 +1,12 @@
-"""Solvers: particle ODE on diffrax and its projected wrapper."""
+"""Solvers: the particle ODE on diffrax and its projected wrapper, the literal WGAN
+algorithm; grid and study-J solvers live in their own modules."""
 
+from .algorithm import (
+    FullBatch as FullBatch,
+    Minibatch as Minibatch,
+    WGANAlgorithm as WGANAlgorithm,
+    train_wgan as train_wgan,
+)
 from .particles import (
     SOLVERS as SOLVERS,
     MeanFieldProblem as MeanFieldProblem,

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import positive
 from .._types import Array, Float, Int, PRNGKeyArray, PyTree, Scalar, ScalarLike, Vector
 from ..diagnostics import sliced_wasserstein1
 from ..distributions import Normal, Quadrature
@@ -36,7 +37,6 @@ from ..games.js import (
     KDEDrift,
     LogDensity,
     NeuralDrift,
-    check_positive,
     fit_discriminator,
     js_estimate,
     normalisation_factor,
@@ -167,7 +167,7 @@ class TrainedDiscriminator(AbstractDriftModel):
                 f"n_steps must be >= 1 and n_init_steps >= 0, got {n_steps} and {n_init_steps}"
             )
         self.discriminator, self.optimizer = discriminator, optimizer
-        self.lr = check_positive("lr", lr)
+        self.lr = positive("lr", lr)
         self.n_steps, self.n_init_steps = n_steps, n_init_steps
 
     def init(self, generator, data, fake):
@@ -262,8 +262,8 @@ class GANAsODE(eqx.Module):
                 f"K (generator steps per iteration) must be an integer >= 1, got {K!r}"
             )
         self.drift_model, self.latent, self.data = drift_model, latent, data
-        self.eps = check_positive("eps", eps).astype(latent.nodes.dtype)
-        self.lr = check_positive("lr", lr).astype(latent.nodes.dtype)
+        self.eps = positive("eps", eps).astype(latent.nodes.dtype)
+        self.lr = positive("lr", lr).astype(latent.nodes.dtype)
         self.K, self.fit, self.optimizer, self.normalisation = int(K), fit, optimizer, normalisation
 
     def _check(self, generator) -> None:

@@ -204,7 +204,7 @@ def simulate(
     solver: diffrax.AbstractSolver | str = "euler",
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     save_ts: Sequence[float] | np.ndarray | None = None,
-    snapshot_ts: Sequence[float] = (),
+    snapshot_ts: Sequence[float] | np.ndarray = (),
     diagnostics: Mapping[str, Diagnostic] | None = None,
     max_steps: int | None = None,
     progress_meter: diffrax.AbstractProgressMeter | None = None,

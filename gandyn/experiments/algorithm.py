@@ -1,0 +1,351 @@
+"""Experiment ``mean-field-vs-sgd``: the literal WGAN algorithm beside its mean-field limit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import diagnostics as dg
+from ..distributions import Normal
+from ..solvers import MeanFieldProblem, MeanFieldState, Trajectory, simulate
+from ..solvers.algorithm import (
+    CLIP_ORDERS,
+    OPTIMIZERS,
+    UPDATES,
+    FullBatch,
+    Minibatch,
+    WGANAlgorithm,
+    train_wgan,
+)
+from .common import (
+    check_common,
+    clip_params,
+    data_law,
+    data_params as _data_params,
+    finite_or_none,
+    integrate,
+    run_params,
+    trajectory_arrays,
+)
+from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
+from .toy import build_t1, build_t2, t1_laws, t2_laws
+
+BUILDERS = {"toy-shift-linear": build_t1, "neuron-bimodal-1d": build_t2}
+LAWS = {"toy-shift-linear": t1_laws, "neuron-bimodal-1d": t2_laws}
+OBSERVABLES = ("value", "generated_mean", "generated_variance", "critic_mean", "wall_fraction")
+CONTINUOUS = OBSERVABLES[:4]
+"""Observables continuous in the state: their summed gap gives the headline slopes."""
+
+DOC = """The WGAN algorithm at finite width and step beside its mean-field ODE (DESIGN §1.5).
+
+Runs the ODE once (reference_width particles at the quantiles of the initial laws) and the
+algorithm (a) at each width N = M in `widths` from i.i.d. initial particles, step
+width_eta, and (b) from the reference's own initial particles at each step η in `etas`;
+`seeds` seeds each, vmapped; both sweeps use batch_size. The gap of an observable is the
+time average over [0, t1] of |algorithm − ODE| (L1 in time: a jump shifted by O(η) would
+keep a sup gap at O(1)). The headline gap sums F, the generated mean and variance and the
+critic mean; its log-log slopes should be −1/2 in N and +1 (full batch) or +1/2 (minibatch
+sgd) in η, until the width sweep meets the floor of its step. The critic wall fraction is
+reported alone: it is discontinuous in the state, and under minibatch noise an atom stuck
+on a wall flickers off it whenever a noisy step points inward, so at a fixed batch size its
+gap does not vanish as η → 0. Also checks that full-batch simultaneous sgd with one critic
+step is projected Euler (max difference of the final states).
+"""
+
+
+PARAMS: dict[str, Param] = {
+    "model": Param(
+        "toy-shift-linear",
+        "toy model (their keys below; defaults are T1's)",
+        choices=tuple(BUILDERS),
+    ),
+    **clip_params(c=0.5),
+    "lam": Param(1.0, "λ = critic_steps·η_D/η_G (fixes the critic step η_D)", positive=True),
+    **_data_params(),
+    "gen_init_mean": Param(1.0, "T1: mean of the initial generator particles (normal law)"),
+    "gen_init_std": Param(
+        0.5, "std of the initial generator particles (T2: of a, w, b)", positive=True
+    ),
+    "critic_init_low": Param(-0.1, "initial critic particles ~ Uniform[low, high]^q"),
+    "critic_init_high": Param(0.1, "initial critic particles ~ Uniform[low, high]^q"),
+    "activation": Param(
+        "tanh",
+        "T2: activation of both units",
+        choices=("tanh", "relu", "sigmoid", "softplus", "identity"),
+    ),
+    **run_params(solver="euler", dt=0.001, t1=4.5, n_snapshots=10, quadrature=16),
+    "reference_width": Param(1024, "particles N = M of the reference ODE", minimum=1),
+    "widths": Param([16, 64, 256, 1024], "algorithm widths N = M (width sweep)", minimum=1),
+    "width_eta": Param(0.005, "generator step η_G of the width sweep", positive=True),
+    "etas": Param([0.1, 0.05, 0.025, 0.0125], "generator steps η_G (step sweep)", positive=True),
+    "seeds": Param(16, "seeds per width and per step (vmapped)", minimum=1),
+    "batch_size": Param(
+        0, "minibatch size for P* and γ; 0 = full batch on the fixed quadrature", minimum=0
+    ),
+    "batch_source": Param(
+        "quadrature",
+        "minibatches drawn from the ODE's quadrature rules or i.i.d. from the laws",
+        choices=("quadrature", "law"),
+    ),
+    "replace": Param(True, "sample the quadrature rules with replacement"),
+    "critic_steps": Param(1, "critic steps per generator step (n_critic)", minimum=1),
+    "updates": Param("alternating", "update order", choices=UPDATES),
+    "clip_order": Param("after", "clip after each critic step or before it", choices=CLIP_ORDERS),
+    "optimizer": Param(
+        "sgd", "optax optimizer fed the mean-field gradients", choices=tuple(OPTIMIZERS)
+    ),
+}
+
+
+def _multiple(t1: float, step: float) -> bool:
+    n = t1 / step
+    return n >= 1 and abs(n - round(n)) <= 1e-6 * n
+
+
+def check(config: dict[str, Any]) -> None:
+    check_common(config)
+    t1 = config["t1"]
+    for key, steps in (("width_eta", [config["width_eta"]]), ("etas", config["etas"])):
+        for step in steps:
+            if not _multiple(t1, step):
+                raise ConfigError(f"{key}: t1 = {t1} must be a multiple of every step, got {step}")
+    if config["batch_size"] > 0 and not config["replace"]:
+        if config["batch_source"] == "law":
+            raise ConfigError("replace: false samples a finite set; needs batch_source quadrature")
+        data_size = len(config["data_means"]) * config["quadrature"]
+        smallest = min(data_size, config["quadrature"])
+        if config["batch_size"] > smallest:
+            raise ConfigError(
+                f"batch_size: {config['batch_size']} exceeds the {smallest} points of the "
+                f"quadrature sets (data {data_size}, latent {config['quadrature']}) sampled "
+                "without replacement; use replace: true or a smaller batch"
+            )
+
+
+def _reference(config: dict[str, Any]) -> tuple[MeanFieldProblem, MeanFieldState]:
+    """The problem at ``reference_width`` and its initial state: quantiles of the laws."""
+    width = config["reference_width"]
+    sized = config | {"n_gen": width, "n_critic": width, "init_sampling": "quantile"}
+    return BUILDERS[config["model"]](sized)
+
+
+def _resized(problem: MeanFieldProblem, width: int) -> MeanFieldProblem:
+    """The same game and constraint with ``N = M = width`` uniformly weighted particles."""
+    weights = jnp.full(width, 1.0 / width, problem.generator_weights.dtype)
+    return MeanFieldProblem(problem.game, problem.constraint, weights, weights)
+
+
+@eqx.filter_jit
+def _random_states(problem: MeanFieldProblem, gen_law, critic_law, width: int, keys):
+    """i.i.d. initial particles of width ``width``, one state per key ``(S,)``."""
+
+    def draw(key):
+        key_gen, key_critic = jax.random.split(key)
+        critic = problem.constraint.to_state(critic_law.sample(key_critic, width))
+        return MeanFieldState(gen_law.sample(key_gen, width), critic)
+
+    return jax.vmap(draw)(keys)
+
+
+def _algorithm(config: dict[str, Any], eta: float) -> WGANAlgorithm:
+    size = config["batch_size"]
+    if size == 0:
+        batches = FullBatch()
+    elif config["batch_source"] == "law":
+        latent = Normal(np.zeros(1), 1.0)
+        batches = Minibatch(size, data_law=data_law(config), latent_law=latent)
+    else:
+        batches = Minibatch(size, replace=config["replace"])
+    return WGANAlgorithm(
+        eta,
+        n_critic=config["critic_steps"],
+        updates=config["updates"],
+        clip=config["clip_order"],
+        optimizer=config["optimizer"],
+        batches=batches,
+    )
+
+
+def _seed_keys(config: dict[str, Any], salt: int) -> jax.Array:
+    return jax.random.split(
+        jax.random.fold_in(jax.random.key(config["seed"]), salt), config["seeds"]
+    )
+
+
+def _observed() -> dict:
+    """The diagnostics whose gaps are measured (recorded on both paths)."""
+    return {name: fn for name, fn in dg.default_diagnostics().items() if name in OBSERVABLES}
+
+
+def _train_seeds(config, problem, states, algorithm, keys, snapshot_ts) -> Trajectory:
+    """``train_wgan`` vmapped over seeds (initial states batched or shared, keys batched)."""
+    state_axis = None if states.generator.ndim == 2 else 0
+
+    def one(state, key):
+        return train_wgan(
+            problem,
+            state,
+            algorithm,
+            t1=config["t1"],
+            key=key,
+            snapshot_ts=snapshot_ts,
+            diagnostics=_observed(),
+        )
+
+    return jax.vmap(one, in_axes=(state_axis, 0))(states, keys)
+
+
+def observable_gaps(reference: Trajectory, runs: Trajectory) -> np.ndarray:
+    """``(seeds, observables)``: time average over the reference's save times of
+    ``|run − reference|`` (summed over components), the runs (batched over seeds, on one
+    time grid) linearly interpolated onto the reference's times."""
+    ts, run_ts = np.asarray(reference.ts), np.asarray(runs.ts[0])
+    right = np.clip(np.searchsorted(run_ts, ts), 1, len(run_ts) - 1)
+    frac = ((ts - run_ts[right - 1]) / (run_ts[right] - run_ts[right - 1]))[:, None]
+    gaps = []
+    for name in OBSERVABLES:
+        ref = np.asarray(reference.diagnostics[name]).reshape(len(ts), -1)
+        run = np.asarray(runs.diagnostics[name])
+        run = run.reshape(run.shape[0], len(run_ts), -1)
+        interp = (1 - frac) * run[:, right - 1] + frac * run[:, right]
+        gaps.append(np.mean(np.sum(np.abs(interp - ref), axis=2), axis=1))
+    return np.stack(gaps, axis=1)
+
+
+def fit_slope(x, gaps) -> tuple[float, float]:
+    """Least-squares slope of ``log mean gap`` on ``log x`` and its 95% half-width.
+
+    ``gaps``: ``(points, seeds)``. The standard error adds the seeds' sampling error of
+    each point (delta method: ``var log ḡ ≈ var g / (S ḡ²)``) propagated through the
+    least-squares weights, and the lack of fit (residual variance, with ≥ 3 points).
+    """
+    gaps = np.asarray(gaps, dtype=float)
+    mean = gaps.mean(axis=1)
+    if np.any(~np.isfinite(mean)) or np.any(mean <= 0) or len(x) < 2:
+        return float("nan"), float("nan")
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(mean)
+    dx = lx - lx.mean()
+    sxx = dx @ dx
+    slope = dx @ ly / sxx
+    seeds = gaps.shape[1]
+    var_log = gaps.var(axis=1, ddof=1) / (seeds * mean**2) if seeds > 1 else np.zeros_like(mean)
+    var = (dx**2) @ var_log / sxx**2
+    if len(x) > 2:
+        residual = ly - ly.mean() - slope * dx
+        var += residual @ residual / (len(x) - 2) / sxx
+    return float(slope), float(1.96 * np.sqrt(var))
+
+
+def _nonfinite(label: str, runs: Trajectory) -> str | None:
+    bad = ~np.all(np.isfinite(np.asarray(runs.final.generator)), axis=(-2, -1)) | ~np.all(
+        np.isfinite(np.asarray(runs.final.critic)), axis=(-2, -1)
+    )
+    return f"{label}: {int(bad.sum())} non-finite run(s)" if bad.any() else None
+
+
+def run(config: dict[str, Any], options: RunOptions) -> Result:
+    start = time.perf_counter()
+    t1 = config["t1"]
+    snapshot_ts = np.linspace(0.0, t1, config["n_snapshots"])
+    problem, state = _reference(config)
+    reference = integrate(config, options, problem, state, _observed())
+    gen_law, critic_law = LAWS[config["model"]](config)
+    messages = [reference.failure_report()]
+
+    widths, etas = config["widths"], config["etas"]
+    width_gaps, width_runs = [], None
+    for i, width in enumerate(widths):
+        problem_w = _resized(problem, width)
+        keys = _seed_keys(config, 2 * i)
+        states = _random_states(problem_w, gen_law, critic_law, width, keys)
+        algorithm = _algorithm(config, config["width_eta"])
+        width_runs = _train_seeds(
+            config, problem_w, states, algorithm, _seed_keys(config, 2 * i + 1), snapshot_ts
+        )
+        width_gaps.append(observable_gaps(reference, width_runs))
+        messages.append(_nonfinite(f"width {width}", width_runs))
+
+    stochastic = config["batch_size"] > 0
+    eta_gaps = []
+    for j, eta in enumerate(etas):
+        keys = _seed_keys(config, 1000 + j)[: config["seeds"] if stochastic else 1]
+        runs = _train_seeds(config, problem, state, _algorithm(config, eta), keys, snapshot_ts)
+        eta_gaps.append(observable_gaps(reference, runs))
+        messages.append(_nonfinite(f"eta {eta}", runs))
+
+    # projected Euler at the reference's step: the reference itself when it is Euler
+    euler = reference
+    if config["solver"] != "euler":
+        euler = simulate(
+            problem, state, t1=t1, dt=config["dt"], snapshot_ts=snapshot_ts, diagnostics=_observed()
+        )
+    plain = WGANAlgorithm(config["dt"], updates="simultaneous")
+    literal = train_wgan(problem, state, plain, t1=t1, diagnostics=_observed())
+    equivalence = max(
+        float(jnp.max(jnp.abs(euler.final.generator - literal.final.generator))),
+        float(jnp.max(jnp.abs(euler.final.critic - literal.final.critic))),
+    )
+
+    gap_w = np.stack(width_gaps)  # (widths, seeds, observables)
+    gap_e = np.stack(eta_gaps)  # (etas, seeds', observables)
+    headline = [OBSERVABLES.index(name) for name in CONTINUOUS]
+    total_w, total_e = gap_w[..., headline].sum(axis=2), gap_e[..., headline].sum(axis=2)
+    slope_w, ci_w = fit_slope(widths, total_w)
+    slope_e, ci_e = fit_slope(etas, total_e)
+    summary: dict[str, Any] = {
+        "slope_width": finite_or_none(slope_w),
+        "slope_width_ci95": finite_or_none(ci_w),
+        "slope_eta": finite_or_none(slope_e),
+        "slope_eta_ci95": finite_or_none(ci_e),
+        "slope_eta_expected": 0.5 if stochastic else 1.0,
+        "gap_full_batch_vs_projected_euler": equivalence,
+        "gap_largest_width": float(total_w[-1].mean()),
+        "gap_smallest_eta": float(total_e[-1].mean()),
+    }
+    round_off = 100 * np.finfo(gap_w.dtype).eps  # an observable that never moves (T1's variance)
+    for k, name in enumerate(OBSERVABLES):
+        for sweep, x, gaps in (("width", widths, gap_w[..., k]), ("eta", etas, gap_e[..., k])):
+            moved = np.max(gaps.mean(axis=1)) > round_off
+            summary[f"slope_{sweep}_{name}"] = (
+                finite_or_none(fit_slope(x, gaps)[0]) if moved else None
+            )
+    summary["run_time_s"] = time.perf_counter() - start
+
+    assert width_runs is not None
+    arrays = trajectory_arrays(reference) | {
+        "widths": np.asarray(widths),
+        "etas": np.asarray(etas),
+        "gap_width": gap_w,
+        "gap_eta": gap_e,
+        "width_run_ts": np.asarray(width_runs.ts[0]),
+        **{
+            f"width_run_diag_{name}": np.asarray(width_runs.diagnostics[name][0])
+            for name in OBSERVABLES
+        },
+        "width_run_snapshot_critic": np.asarray(width_runs.snapshots.critic[0]),
+    }
+    problems = [m for m in messages if m is not None]
+    status = "ok" if not problems else "nonfinite"
+    return Result(
+        experiment="mean-field-vs-sgd",
+        config=config,
+        summary={"status": status} | summary,
+        trajectory=arrays,
+        status=status,
+        message="; ".join(problems) or None,
+    )
+
+
+def plot(result: Result, out: Path) -> list[Path]:
+    from ..plotting.algorithm import plot_mean_field_vs_sgd
+
+    return plot_mean_field_vs_sgd(result, out)
+
+
+MEAN_FIELD_VS_SGD = register(Experiment("mean-field-vs-sgd", DOC, PARAMS, run, plot, check=check))

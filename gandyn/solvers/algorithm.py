@@ -1,0 +1,421 @@
+"""The literal WGAN training algorithm at finite width, beside the mean-field ODE (DESIGN §1.5).
+
+    repeat:
+      n_critic times: batch x ~ P*, z ~ γ;  ω ← clip(ω + η_D ∇(δF̂/δν)(ω))
+      once:           batch z ~ γ;          θ ← θ − η_G ∇(δF̂/δμ)(θ)
+
+The gradients are the mean-field ones, ``∂F̂/∂θ_i / w_i`` (``N ∂F̂/∂θ_i`` for uniform weights,
+:func:`~gandyn.games.first_variation_gradient` at the particles); optax turns them into steps.
+Step ``k`` is ODE time ``t_k = k η_G`` and the critic's time-scale ratio is
+``λ = n_critic η_D / η_G``: :func:`train_wgan` takes ``η_D`` from the game's ``lam`` unless it is
+given, and then checks that the two agree, so one :class:`MeanFieldProblem` defines both the ODE
+(:func:`~gandyn.solvers.simulate`) and the algorithm that discretizes it. Full-batch sgd with
+simultaneous updates, ``n_critic = 1`` and clipping after the step **is** projected Euler with
+``dt = η_G``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._checks import positive
+from .._types import Array, Float, Int, PRNGKeyArray, Scalar, ScalarLike
+from ..distributions import Quadrature
+from ..games import MeanFieldGame, first_variation_gradient
+from .particles import Diagnostic, MeanFieldProblem, MeanFieldState, Trajectory, save_grid
+
+UPDATES = ("alternating", "simultaneous")
+CLIP_ORDERS = ("after", "before")
+OPTIMIZERS = {"sgd": optax.sgd, "rmsprop": optax.rmsprop, "adam": optax.adam}
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class AbstractBatches(eqx.Module):
+    """What one step of the algorithm sees of ``P*`` and ``γ``: a pair of quadrature rules."""
+
+    @abc.abstractmethod
+    def draw(self, game: MeanFieldGame, key: PRNGKeyArray) -> tuple[Quadrature, Quadrature]:
+        """``(data, latent)`` rules for one step."""
+
+    def check(self, game: MeanFieldGame) -> None:
+        """Raise ``ValueError`` if these batches cannot be drawn for ``game``."""
+
+
+class FullBatch(AbstractBatches):
+    """Every step uses the game's fixed quadrature rules: deterministic gradient descent."""
+
+    def draw(self, game: MeanFieldGame, key: PRNGKeyArray) -> tuple[Quadrature, Quadrature]:
+        del key
+        return game.data, game.latent
+
+
+def _subsample(rule: Quadrature, key: PRNGKeyArray, size: int, replace: bool) -> Quadrature:
+    n = rule.size
+    if replace:
+        index = jax.random.choice(key, n, (size,), p=rule.weights)
+        return Quadrature(rule.nodes[index], jnp.full(size, 1.0 / size, rule.weights.dtype))
+    index = jax.random.choice(key, n, (size,), replace=False)
+    return Quadrature(rule.nodes[index], rule.weights[index] * (n / size))
+
+
+class Minibatch(AbstractBatches):
+    """``size`` fresh points per step for each of ``P*`` and ``γ``.
+
+    A side with a law (``data_law``/``latent_law``: anything with ``sample(key, n)``, e.g.
+    :class:`~gandyn.GaussianMixture`) draws i.i.d. from it, weights ``1/size``. A side
+    without one samples the game's own rule (a finite data set such as
+    :class:`~gandyn.Empirical`, or the ODE's quadrature): with replacement in proportion to
+    its weights (weights ``1/size``), or without replacement uniformly with weights
+    ``(n/size) w_k`` (unbiased: ``E Σ_{k∈S} (n/size) w_k f(x_k) = Σ_k w_k f(x_k)``).
+    """
+
+    size: int = eqx.field(static=True)
+    replace: bool = eqx.field(static=True)
+    data_law: Any
+    latent_law: Any
+
+    def __init__(self, size: int, replace: bool = True, data_law=None, latent_law=None):
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {size!r}")
+        if not replace and data_law is not None and latent_law is not None:
+            raise ValueError(
+                "replace=False samples a finite rule without replacement, but both sides "
+                "draw i.i.d. from a law; leave data_law or latent_law as None"
+            )
+        self.size, self.replace = int(size), bool(replace)
+        self.data_law, self.latent_law = data_law, latent_law
+
+    def check(self, game: MeanFieldGame) -> None:
+        if self.replace:
+            return
+        for name, law, rule in (
+            ("data", self.data_law, game.data),
+            ("latent", self.latent_law, game.latent),
+        ):
+            if law is None and self.size > rule.size:
+                raise ValueError(
+                    f"batch size {self.size} exceeds the {rule.size} points of the {name} set "
+                    "when sampling without replacement; use replace=True or a batch of at "
+                    f"most {rule.size}"
+                )
+
+    def _side(self, law, rule: Quadrature, key: PRNGKeyArray) -> Quadrature:
+        if law is None:
+            return _subsample(rule, key, self.size, self.replace)
+        points = jnp.asarray(law.sample(key, self.size), rule.nodes.dtype)
+        return Quadrature(points, jnp.full(self.size, 1.0 / self.size, points.dtype))
+
+    def draw(self, game: MeanFieldGame, key: PRNGKeyArray) -> tuple[Quadrature, Quadrature]:
+        key_data, key_latent = jax.random.split(key)
+        return (
+            self._side(self.data_law, game.data, key_data),
+            self._side(self.latent_law, game.latent, key_latent),
+        )
+
+
+# ----------------------------------------------------------------------------- algorithm
+
+
+class WGANAlgorithm(eqx.Module):
+    """How the finite networks are trained (DESIGN §1.5).
+
+    - ``eta``: generator step ``η_G`` (ODE time per generator step; it sets the number of
+      steps, so it is concrete when training starts); ``eta_d``: critic step ``η_D``
+      (default: ``λ η_G / n_critic`` from the game's ``lam``);
+    - ``n_critic``: critic steps per generator step;
+    - ``updates``: ``"alternating"`` (the critic steps, then the generator reads the new
+      critic) or ``"simultaneous"`` (the generator step and the critic steps all read the
+      state at the start of the iteration);
+    - ``clip``: ``"after"`` each critic step (every stored critic coordinate is in
+      ``[−c, c]``) or ``"before"`` it (the original WGAN code: the gradient is taken at the
+      clipped critic, the stored critic may overshoot the wall by one step and the generator
+      of an alternating step reads it unclipped). Only projecting constraints (``HardClip``)
+      clip; others enter through their velocity (penalty, reparametrisation);
+    - ``optimizer``: ``"sgd"``, ``"rmsprop"`` or ``"adam"`` (optax, default settings) fed the
+      mean-field gradients; for the critic, with a projecting constraint the raw gradient
+      ``g`` (the literal algorithm), otherwise the constraint's velocity at ``λ g`` divided
+      by ``λ`` (its smoothing acts per unit of ODE time, as in the ODE);
+    - ``batches``: :class:`FullBatch` (default) or :class:`Minibatch`.
+    """
+
+    eta: Scalar
+    eta_d: Scalar | None
+    batches: AbstractBatches
+    n_critic: int = eqx.field(static=True)
+    updates: str = eqx.field(static=True)
+    clip: str = eqx.field(static=True)
+    optimizer: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        eta: ScalarLike,
+        *,
+        eta_d: ScalarLike | None = None,
+        n_critic: int = 1,
+        updates: str = "alternating",
+        clip: str = "after",
+        optimizer: str = "sgd",
+        batches: AbstractBatches | None = None,
+    ):
+        self.eta = positive("eta", eta)
+        self.eta_d = None if eta_d is None else positive("eta_d", eta_d)
+        if isinstance(n_critic, bool) or not isinstance(n_critic, int | np.integer) or n_critic < 1:
+            raise ValueError(f"n_critic must be an integer >= 1, got {n_critic!r}")
+        self.n_critic = int(n_critic)
+        self.updates = _choice("updates", updates, UPDATES)
+        self.clip = _choice("clip order", clip, CLIP_ORDERS)
+        self.optimizer = _choice("optimizer", optimizer, tuple(OPTIMIZERS))
+        self.batches = FullBatch() if batches is None else batches
+
+    def critic_step_size(self, game: MeanFieldGame) -> Scalar:
+        """``η_D``: given, or ``λ η_G / n_critic``. A given ``η_D`` must match the game's λ."""
+        if self.eta_d is None:
+            return game.lam * self.eta / self.n_critic
+        try:
+            implied = float(np.asarray(self.n_critic * self.eta_d / self.eta))
+            lam = float(np.asarray(game.lam))
+        except jax.errors.TracerArrayConversionError:  # traced: nothing to check here
+            return self.eta_d
+        if abs(implied - lam) > 1e-6 * lam:
+            raise ValueError(
+                f"n_critic * eta_d / eta = {implied:.6g} must equal the game's lam = {lam:.6g} "
+                "(the ODE's time-scale ratio); set lam to it, e.g. "
+                "eqx.tree_at(lambda p: p.game.lam, problem, value), or omit eta_d"
+            )
+        return self.eta_d
+
+
+def _generator_gradient(problem: MeanFieldProblem, game: MeanFieldGame, theta, u) -> Array:
+    """``∇(δF_G/δμ)(θ_i) = ∂F_G/∂θ_i / w_i`` for the game ``game`` (one batch)."""
+    gen, critic = problem.measures(MeanFieldState(theta, u))
+    return first_variation_gradient(lambda m: game.generator_objective(m, critic), gen)
+
+
+def _critic_gradient(problem: MeanFieldProblem, game: MeanFieldGame, theta, u) -> Array:
+    """``∇(δF_D/δν)(ω_j) = ∂F_D/∂ω_j / v_j`` for the game ``game`` (one batch)."""
+    gen, critic = problem.measures(MeanFieldState(theta, u))
+    return first_variation_gradient(lambda m: game.critic_objective(gen, m), critic)
+
+
+class _Carry(eqx.Module):
+    state: MeanFieldState
+    opt_gen: Any
+    opt_critic: Any
+
+
+def _iteration(problem: MeanFieldProblem, algorithm: WGANAlgorithm, eta_d: Scalar):
+    """One generator step (with its ``n_critic`` critic steps) as ``(carry, key) -> carry``."""
+    constraint = problem.constraint
+    opt_gen = OPTIMIZERS[algorithm.optimizer](algorithm.eta)
+    opt_critic = OPTIMIZERS[algorithm.optimizer](eta_d)
+    batches = algorithm.batches
+    before = algorithm.clip == "before"
+    lam = algorithm.n_critic * eta_d / algorithm.eta
+
+    def batch_game(key):
+        data, latent = batches.draw(problem.game, key)
+        return eqx.tree_at(lambda g: (g.data, g.latent), problem.game, (data, latent))
+
+    def generator_descent(theta, u, key):
+        return _generator_gradient(problem, batch_game(key), theta, u)
+
+    def critic_step(theta, carry, key):
+        u, opt_state = carry
+        if before:
+            u = constraint.project(u)
+        g = _critic_gradient(problem, batch_game(key), theta, u)
+        # a constraint's velocity is per unit of ODE time (PenaltyClip's β): take it at λ g
+        direction = g if constraint.projects else constraint.velocity(u, lam * g) / lam
+        step, opt_state = opt_critic.update(-direction, opt_state, u)
+        u = jnp.asarray(optax.apply_updates(u, step))
+        if not before:
+            u = constraint.project(u)
+        return (u, opt_state), None
+
+    def iteration(carry: _Carry, key) -> _Carry:
+        key_gen, key_critic = jax.random.split(key)
+        theta, u = carry.state.generator, carry.state.critic
+        if before:
+            u = constraint.project(u)
+        if algorithm.updates == "simultaneous":
+            g_gen = generator_descent(theta, u, key_gen)
+        (u, opt_critic_state), _ = jax.lax.scan(
+            lambda c, k: critic_step(theta, c, k),
+            (u, carry.opt_critic),
+            jax.random.split(key_critic, algorithm.n_critic),
+        )
+        if algorithm.updates == "alternating":
+            g_gen = generator_descent(theta, u, key_gen)
+        step, opt_gen_state = opt_gen.update(g_gen, carry.opt_gen, theta)  # pyright: ignore
+        theta = jnp.asarray(optax.apply_updates(theta, step))
+        return _Carry(MeanFieldState(theta, u), opt_gen_state, opt_critic_state)
+
+    return iteration, opt_gen, opt_critic
+
+
+def _on_steps(times, eta: float, n_steps: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``times`` rounded to the step grid ``k η`` (unique, sorted) and, for each step
+    ``0..n_steps``, the index of the time recorded after it, or −1."""
+    times = np.asarray(times, dtype=float)
+    if (
+        times.ndim != 1
+        or times.size == 0
+        or times.min() < 0
+        or times.max() > n_steps * eta * (1 + 1e-12)
+    ):
+        raise ValueError(f"{name} must be a non-empty list of times in [0, {n_steps * eta}]")
+    steps = np.unique(np.round(times / eta).astype(int))
+    slots = np.full(n_steps + 1, -1, dtype=np.int32)
+    slots[steps] = np.arange(steps.size)
+    return steps * eta, slots
+
+
+def train_wgan(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    algorithm: WGANAlgorithm,
+    *,
+    t1: float,
+    key: PRNGKeyArray | None = None,
+    save_ts: Sequence[float] | np.ndarray | None = None,
+    snapshot_ts: Sequence[float] | np.ndarray = (),
+    diagnostics: Mapping[str, Diagnostic] | None = None,
+) -> Trajectory:
+    """Train the finite networks of ``problem`` from ``state`` for ``t1/η_G`` generator steps.
+
+    Same inputs and output as :func:`~gandyn.solvers.simulate`: diagnostics are the same
+    functions ``(problem, state) -> array``, evaluated on ``problem`` (the game's fixed
+    rules, not the batch) at ``save_ts`` (default :func:`save_grid`); snapshots (critic as
+    parameters ``ω``) at ``snapshot_ts`` plus 0 and ``t1``. ``t1`` must be a multiple of
+    ``η_G``; saved times are rounded to the step grid ``k η_G`` (the trajectory's ``ts`` and
+    ``snapshot_ts`` are the rounded times). ``key`` drives the minibatches
+    (needed for :class:`Minibatch`). A non-finite state gives ``status == "nonfinite"`` and
+    ``final_t`` the time it first appeared (entries after it are NaN or inf).
+    ``vmap`` over ``state`` and ``key`` runs several seeds at once.
+    """
+    from ..diagnostics import default_diagnostics
+
+    eta = float(algorithm.eta)
+    t1 = float(t1)
+    if not (np.isfinite(t1) and t1 > 0):
+        raise ValueError(f"t1 must be finite and positive, got {t1}")
+    n_float = t1 / eta
+    n_steps = round(n_float)
+    if n_steps < 1 or abs(n_float - n_steps) > 1e-6 * n_float:
+        raise ValueError(f"t1 = {t1} is not a positive multiple of eta = {eta}")
+    eta = t1 / n_steps  # the step grid, free of the array's round-off
+    algorithm.batches.check(problem.game)
+    if isinstance(algorithm.batches, Minibatch) and key is None:
+        raise ValueError("minibatches are random: pass key=jax.random.key(seed)")
+    key = jax.random.key(0) if key is None else key
+    saves, save_slots = _on_steps(
+        save_grid(0.0, t1, eta) if save_ts is None else save_ts, eta, n_steps, "save_ts"
+    )
+    snapshots, snap_slots = _on_steps(
+        np.concatenate([[0.0, t1], np.asarray(snapshot_ts, dtype=float)]),
+        eta,
+        n_steps,
+        "snapshot_ts",
+    )
+    diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
+    eta_d = algorithm.critic_step_size(problem.game)
+    return _train(
+        problem,
+        state,
+        algorithm,
+        eta_d,
+        key,
+        diagnostics,
+        jnp.asarray(saves),
+        jnp.asarray(snapshots),
+        jnp.asarray(save_slots),
+        jnp.asarray(snap_slots),
+    )
+
+
+def _finite(state: MeanFieldState) -> Array:
+    return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
+
+
+@eqx.filter_jit
+def _train(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    algorithm: WGANAlgorithm,
+    eta_d: Scalar,
+    key: PRNGKeyArray,
+    diagnostics: dict[str, Diagnostic],
+    save_ts: Float[Array, " T"],
+    snapshot_ts: Float[Array, " S"],
+    save_slots: Int[Array, " n"],
+    snap_slots: Int[Array, " n"],
+) -> Trajectory:
+    n_steps = save_slots.shape[0] - 1
+    iteration, opt_gen, opt_critic = _iteration(problem, algorithm, eta_d)
+
+    def record(s: MeanFieldState):
+        return {name: fn(problem, s) for name, fn in diagnostics.items()}
+
+    def observe(s: MeanFieldState) -> MeanFieldState:
+        return MeanFieldState(s.generator, problem.constraint.observe(s.critic))
+
+    def write(buffers, fn, s, slot):
+        def put(b):
+            return jax.tree.map(lambda x, v: x.at[slot].set(v), b, fn(s))
+
+        return jax.lax.cond(slot >= 0, put, lambda b: b, buffers)
+
+    def empty(values, count):
+        return jax.tree.map(lambda v: jnp.full((count, *v.shape), jnp.nan, v.dtype), values)
+
+    buffers = (
+        write(empty(record(state), save_ts.shape[0]), record, state, save_slots[0]),
+        write(empty(observe(state), snapshot_ts.shape[0]), observe, state, snap_slots[0]),
+    )
+    carry = _Carry(state, opt_gen.init(state.generator), opt_critic.init(state.critic))
+
+    def body(loop, inputs):
+        carry, (diag_buf, snap_buf), first_bad = loop
+        k, step_key, save_slot, snap_slot = inputs
+        carry = iteration(carry, step_key)
+        s = carry.state
+        diag_buf = write(diag_buf, record, s, save_slot)
+        snap_buf = write(snap_buf, observe, s, snap_slot)
+        first_bad = jnp.where((first_bad > n_steps) & ~_finite(s), k, first_bad)
+        return (carry, (diag_buf, snap_buf), first_bad), None
+
+    steps = jnp.arange(1, n_steps + 1)
+    inputs = (steps, jax.random.split(key, n_steps), save_slots[1:], snap_slots[1:])
+    (carry, (diag_buf, snap_buf), first_bad), _ = jax.lax.scan(
+        body, (carry, buffers, jnp.asarray(n_steps + 1)), inputs
+    )
+    ok = first_bad > n_steps
+    return Trajectory(
+        ts=save_ts,
+        diagnostics=diag_buf,
+        snapshot_ts=snapshot_ts,
+        snapshots=snap_buf,
+        final=carry.state,
+        final_t=algorithm.eta * jnp.where(ok, n_steps, first_bad),
+        result=diffrax.RESULTS.where(
+            ok, diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred
+        ),
+        num_steps=jnp.asarray(n_steps),
+    )
