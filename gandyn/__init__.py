@@ -41,6 +41,13 @@ from .games.js import (
     js_estimate as js_estimate,
 )
 from .measure import ParticleMeasure as ParticleMeasure, sample_measure as sample_measure
+from .sharding import (
+    PARTICLES as PARTICLES,
+    particle_mesh as particle_mesh,
+    replicate as replicate,
+    shard_particles as shard_particles,
+    shard_problem as shard_problem,
+)
 from .solvers import (
     MeanFieldProblem as MeanFieldProblem,
     MeanFieldState as MeanFieldState,
@@ -81,6 +88,13 @@ from .solvers.js_flow import (
     JSFlowState as JSFlowState,
     JSFlowTrajectory as JSFlowTrajectory,
     simulate_js_flow as simulate_js_flow,
+)
+from .sweep import (
+    available_memory as available_memory,
+    grad_outcome as grad_outcome,
+    sweep as sweep,
+    value_and_grad_outcome as value_and_grad_outcome,
+    write_sweep as write_sweep,
 )
 from .units import (
     AffineUnit as AffineUnit,

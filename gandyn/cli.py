@@ -217,8 +217,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                 ) from None
             if count < 1:
                 raise ConfigError(f"{key}: count must be at least 1, got {count}")
-            step = (stop - start) / max(count - 1, 1)
-            grid[key] = [start + k * step for k in range(count - 1)] + [stop][: count - 1 or 1]
+            inner = [start + (stop - start) * k / (count - 1) for k in range(1, count - 1)]
+            grid[key] = [start] if count == 1 else [start, *inner, stop]
             continue
         grid[key] = [parse_set([f"{key}={v}"])[key] for v in raw.split(",")] if raw.strip() else []
     return grid
@@ -236,6 +236,7 @@ def sweep_command(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/NAME-sweep)")] = None,
     chunk: Annotated[int | None, typer.Option(help="runs per compiled call (default: all)")] = None,
+    devices: Annotated[int, typer.Option(help="split the runs over this many devices")] = 1,
     overwrite: Annotated[bool, typer.Option(help="replace an existing sweep folder")] = False,
     plots: Annotated[bool, typer.Option(help="write PNG heat-maps and line plots")] = True,
     x64: Annotated[bool, typer.Option(help="compute in float64")] = True,
@@ -253,7 +254,7 @@ def sweep_command(
         values = parse_grid(grid or [])
         base = parse_set(set_ or [])
         check_out_dir(out, overwrite)
-        dataset = sweep(name, values, base, chunk=chunk)
+        dataset = sweep(name, values, base, chunk=chunk, devices=devices)
     except ConfigError as err:
         _fail(str(err))
         return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
 def start_run_folder(out: Path, overwrite: bool, config: dict, meta: dict[str, Any]) -> None:
     """Create ``out`` with ``config.json`` and ``run.json`` (status ``running``) for a run
     that checkpoints into it as it goes."""
@@ -50,8 +48,38 @@ def start_run_folder(out: Path, overwrite: bool, config: dict, meta: dict[str, A
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    _json(out / "config.json", config)
-    _json(out / "run.json", meta | {"status": "running", "environment": environment()})
+    write_json(out / "config.json", config)
+    write_json(out / "run.json", meta | {"status": "running", "environment": environment()})
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path, *, overwrite: bool, in_place: bool = False) -> Iterator[Path]:
+    """A temporary sibling folder to write into; on success its files replace ``out``
+    (renamed into place whole, or file by file with ``in_place``, keeping other files).
+    On an error it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    if not in_place:
+        check_out_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
+        if in_place:
+            for path in staging.iterdir():
+                os.replace(path, out / path.name)
+            staging.rmdir()
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Indented JSON; NaN and infinities are refused (summaries use ``null``)."""
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def write_run(
@@ -65,19 +93,13 @@ def write_run(
     in_place: bool = False,
 ) -> list[Path]:
     """Write ``config.json``, ``summary.json``, ``run.json``, ``trajectory.npz`` and the
-    plots into ``out``. Everything is written into a temporary sibling folder first and
-    renamed into place at the end, so an error leaves ``out`` as it was. ``in_place``
-    (a checkpointed run's own folder) replaces the files one by one and keeps the rest.
-    ``meta`` is recorded in ``run.json`` (how the run was made, for ``gandyn resume``)."""
-    out = Path(out)
-    if not in_place:
-        check_out_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _json(staging / "config.json", result.config)
-        _json(staging / "summary.json", result.summary)
-        _json(
+    plots into ``out`` through :func:`staged_folder`. ``in_place`` (a checkpointed run's
+    own folder) replaces the files one by one and keeps the checkpoints. ``meta`` is
+    recorded in ``run.json`` (how the run was made, for ``gandyn resume``)."""
+    with staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
+        write_json(staging / "config.json", result.config)
+        write_json(staging / "summary.json", result.summary)
+        write_json(
             staging / "run.json",
             (meta or {})
             | {
@@ -91,18 +113,7 @@ def write_run(
         np.savez_compressed(staging / "trajectory.npz", allow_pickle=False, **arrays)
         if plots and experiment.plot is not None:
             experiment.plot(result, staging)
-        if in_place:
-            for path in staging.iterdir():
-                os.replace(path, out / path.name)
-            staging.rmdir()
-        else:
-            if out.exists():
-                shutil.rmtree(out)
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return sorted(out.iterdir())
+    return sorted(Path(out).iterdir())
 
 
 def load_trajectory(path: Path) -> dict[str, np.ndarray]:

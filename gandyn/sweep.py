@@ -1,0 +1,431 @@
+"""Grids of runs in one compiled call, and gradients of outcomes (DESIGN §4).
+
+Both work on an experiment's ``outcomes``: its summary numbers as a traceable function of
+the resolved config. A key is
+
+* **continuous** if ``outcomes`` accepts a JAX tracer for it (floats such as ``c``,
+  ``lam``, ``beta``, initial-law parameters; the integer ``seed``): :func:`sweep` ``vmap`` s
+  over them, :func:`grad_outcome` differentiates the float ones;
+* **discrete** if it is a string with a fixed set of choices or a bool (``clip``,
+  ``activation``, ``solver``): :func:`sweep` loops over them outside the compiled call (one
+  compilation per combination);
+* **not sweepable** otherwise: lists (``data_means``), free strings, and numbers that set
+  shapes, step counts or save times (``n_gen``, ``quadrature``, ``t1``, ``dt``). The trace
+  finds these and the error names them; run separate sweeps in a Python loop instead.
+
+A sweep's runs can be split over several devices (``devices=``: data parallel over the
+grid); a single large run is split over devices along its particle axis by
+:mod:`gandyn.sharding`.
+
+Where a gradient is zero or undefined by construction (see :func:`grad_outcome`):
+
+* integer keys (``seed``, ``n_gen``): no derivative; refused;
+* ``HardClip``: the projection ``clip(u, −c, c)`` has derivative 0 in ``u`` on the wall, so a
+  particle stuck on a wall forgets its past: gradients of later outcomes through it vanish;
+  the outcomes are piecewise smooth with kinks where a particle reaches the wall one step
+  earlier or later, and the gradient is that of the smooth piece (finite differences across
+  a kink disagree with it). Use ``PenaltyClip`` (Lipschitz in the state) or ``SmoothClip``;
+* counts and threshold times (``first_contact_time``, ``wall_fraction_*``): step functions
+  of every continuous key in a fixed-step solve (a first save time with a particle on the
+  wall; the fraction of particles with ``|ω| ≥ c``), so their gradient is 0 almost
+  everywhere and undefined at the jumps, with any constraint. Differentiate a smooth
+  surrogate instead (under ``PenaltyClip``: ``critic_max_abs``, whose level ``c`` marks the
+  contact, or ``value_final``, ``data_distance_final``, ``invariant_final``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .experiments.registry import ConfigError, Experiment, get_experiment, resolve_config
+
+if TYPE_CHECKING:
+    import xarray
+
+_TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerBoolConversionError,
+)
+
+
+def available_memory() -> int:
+    """Bytes the default device can still allocate: free device memory where JAX reports it
+    (GPU, TPU), else the host's available memory."""
+    stats = jax.devices()[0].memory_stats()
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _size(n_bytes: float) -> str:
+    """``n_bytes`` in B, KiB, MiB, GiB or TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.3g} TiB"
+
+
+def _experiment(experiment: str | Experiment) -> Experiment:
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    if exp.outcomes is None:
+        raise ConfigError(
+            f"experiment {exp.name!r} has no traceable outcomes, so it cannot be swept or "
+            "differentiated; run it in a loop with gandyn.run_experiment"
+        )
+    return exp
+
+
+def _kind(exp: Experiment, key: str) -> str:
+    """``continuous`` (try tracing), ``discrete`` (loop), or raise for lists/free strings."""
+    if key not in exp.params:
+        raise ConfigError(
+            f"unknown key {key!r} for experiment {exp.name!r}; allowed: {', '.join(exp.params)}"
+        )
+    param = exp.params[key]
+    kind = param.kind
+    if kind in ("int", "float"):
+        return "continuous"
+    if kind == "bool" or (kind == "str" and param.choices):
+        return "discrete"
+    raise ConfigError(
+        f"{key}: cannot be swept (a {param.describe()}); sweepable keys are numbers, "
+        "bools and strings with fixed choices; run separate sweeps in a Python loop instead"
+    )
+
+
+def _trace(exp: Experiment, config: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Shapes of ``outcomes`` with ``keys`` traced; a :class:`ConfigError` naming the keys
+    ``outcomes`` needs as Python numbers."""
+    assert exp.outcomes is not None
+    try:
+        return _shapes(exp.outcomes, json.dumps(config, sort_keys=True), tuple(keys))
+    except _TRACER_ERRORS:
+        bad = []
+        for key in keys:
+            try:
+                _shapes(exp.outcomes, json.dumps(config, sort_keys=True), (key,))
+            except _TRACER_ERRORS:
+                bad.append(key)
+        names = ", ".join(bad or keys)
+        raise ConfigError(
+            f"{names}: cannot be swept or differentiated: experiment {exp.name!r} uses "
+            "the value as a Python number (it sets array shapes, step counts or save times); "
+            "run separate sweeps in a Python loop instead"
+        ) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _shapes(
+    outcomes: Callable[[dict[str, Any]], dict[str, Any]], config_json: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """``jax.eval_shape`` of ``outcomes`` at ``config_json`` with ``keys`` traced (cached)."""
+    config = json.loads(config_json)
+    abstract = {k: jax.ShapeDtypeStruct((), jnp.asarray(config[k]).dtype) for k in keys}
+    return jax.eval_shape(lambda values: outcomes(config | values), abstract)
+
+
+def _grid_values(exp: Experiment, grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """Each key's values validated by its :class:`Param`, non-empty and distinct."""
+    if not grid:
+        raise ConfigError("grid: give at least one key with a list of values")
+    values = {}
+    for key, raw in grid.items():
+        _kind(exp, key)
+        if isinstance(raw, str | bytes) or not isinstance(raw, Sequence | np.ndarray):
+            raise ConfigError(f"{key}: expected a list of values, got {raw!r}")
+        if len(raw) == 0:
+            raise ConfigError(f"{key}: empty list of values; give at least one")
+        param = exp.params[key]
+        checked = [param.validate(key, v.item() if isinstance(v, np.generic) else v) for v in raw]
+        if len(set(checked)) != len(checked):
+            raise ConfigError(f"{key}: values must be distinct, got {list(raw)!r}")
+        values[key] = checked
+    return values
+
+
+def sweep(
+    experiment: str | Experiment,
+    grid: Mapping[str, Sequence[Any]],
+    base: Mapping[str, Any] | None = None,
+    *,
+    chunk: int | None = None,
+    devices: int = 1,
+    max_memory: int | None = None,
+) -> xarray.Dataset:
+    """The outcomes of ``experiment`` on the Cartesian product of ``grid``.
+
+    **Arguments:**
+
+    - ``experiment``: a registered name (``gandyn list``) or an :class:`Experiment` with
+      ``outcomes``;
+    - ``grid``: ``{key: [values, ...]}``; every value is validated like a config value;
+    - ``base``: overrides of the defaults for the keys not swept;
+    - ``chunk``: runs per compiled call (default: the whole continuous grid at once); the
+      last chunk is padded by repeating its last point, so every call has one shape;
+    - ``devices``: split each chunk's runs over this many devices (``jax.devices()``;
+      the chunk is rounded up to a multiple of it);
+    - ``max_memory``: bytes the sweep may use (default :func:`available_memory`).
+
+    Continuous keys (see the module doc) are ``vmap`` ped in one compiled call per chunk,
+    discrete keys loop outside it. Before running, the memory of the grid is estimated
+    (the outputs of every run, plus XLA's own memory analysis of one compiled chunk) and a
+    grid needing more than ``max_memory`` is refused with the estimate in the message.
+
+    **Returns:** an ``xarray.Dataset`` with one dimension and coordinate per swept key (in
+    the order of ``grid``) and one variable per outcome (extra axes of array-valued
+    outcomes are named ``<outcome>_<axis>``); ``attrs`` hold the experiment's name and the
+    resolved config of the keys not swept, as JSON.
+    """
+    import xarray as xr
+
+    exp = _experiment(experiment)
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ConfigError(f"chunk: expected a positive integer, got {chunk!r}")
+    available = len(jax.devices())
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
+        raise ConfigError(f"devices: expected an integer from 1 to {available}, got {devices!r}")
+    values = _grid_values(exp, grid)
+    base = dict(base or {})
+    clash = sorted(set(base) & set(values))
+    if clash:
+        raise ConfigError(f"{clash[0]}: given both in grid and in base; give it once")
+    config = resolve_config(exp, base | {key: v[0] for key, v in values.items()})
+    continuous = [k for k in values if _kind(exp, k) == "continuous"]
+    discrete = [k for k in values if _kind(exp, k) == "discrete"]
+    shapes = _trace(exp, config, continuous)
+
+    limit = available_memory() if max_memory is None else int(max_memory)
+    n_cont = math.prod(len(values[k]) for k in continuous)
+    n_total = n_cont * math.prod(len(values[k]) for k in discrete)
+    per_run = sum(s.size * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
+    if n_total * per_run > limit:
+        raise ConfigError(
+            f"grid: {n_total:,} runs need about {_size(n_total * per_run)} for their outcomes "
+            f"alone, more than the {_size(limit)} available; sweep a smaller grid"
+        )
+    for point in itertools.product(*values.values()):
+        resolve_config(exp, config | dict(zip(values, point, strict=True)))
+
+    chunk = min(n_cont if chunk is None else chunk, n_cont)
+    chunk = -(-chunk // devices) * devices
+    cont_points = _cartesian([values[k] for k in continuous], config, continuous)
+
+    blocks = []
+    for point in itertools.product(*(values[k] for k in discrete)):
+        run_config = config | dict(zip(discrete, point, strict=True))
+        block = _run_block(
+            exp, run_config, continuous, cont_points, chunk, devices, n_total * per_run, limit
+        )
+        blocks.append(block)
+
+    names = list(shapes)
+    order = discrete + continuous
+    lengths = [len(values[k]) for k in order]
+    data_vars = {}
+    for name in names:
+        stacked = np.stack([b[name] for b in blocks]).reshape(*lengths, *shapes[name].shape)
+        extra = [f"{name}_{axis}" for axis in range(shapes[name].ndim)]
+        dims = order + extra
+        target = list(values) + extra
+        data_vars[name] = (target, np.transpose(stacked, [dims.index(d) for d in target]))
+    fixed = {k: v for k, v in config.items() if k not in values}
+    return xr.Dataset(
+        data_vars,
+        coords={key: np.asarray(v) for key, v in values.items()},
+        attrs={"experiment": exp.name, "config": json.dumps(fixed)},
+    )
+
+
+def _cartesian(
+    axes: list[list[Any]], config: Mapping[str, Any], keys: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Flattened Cartesian product, one ``(n,)`` array per key (last key fastest)."""
+    mesh = np.meshgrid(*(np.asarray(a) for a in axes), indexing="ij")
+    return {
+        key: m.reshape(-1).astype(np.asarray(config[key]).dtype)
+        for key, m in zip(keys, mesh, strict=True)
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(
+    outcomes: Callable[[dict[str, Any]], dict[str, Any]],
+    config_json: str,
+    batch: tuple[tuple[str, str], ...],
+    chunk: int,
+    devices: int,
+):
+    """``vmap(outcomes)`` over the keys of ``batch`` (name, dtype), compiled for ``chunk``
+    points split over the first ``devices`` devices, at the config ``config_json``, and the
+    sharding its inputs take; cached, so repeated sweeps compile once."""
+    config = json.loads(config_json)
+
+    def one(values):
+        return outcomes(config | values)
+
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:devices]), ("configs",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("configs"))
+    shapes = {key: jax.ShapeDtypeStruct((chunk,), dtype, sharding=sharding) for key, dtype in batch}
+    return jax.jit(jax.vmap(one)).lower(shapes).compile(), sharding
+
+
+def _run_block(
+    exp: Experiment,
+    config: dict[str, Any],
+    keys: Sequence[str],
+    points: dict[str, np.ndarray],
+    chunk: int,
+    devices: int,
+    output_bytes: int,
+    limit: int,
+) -> dict[str, np.ndarray]:
+    """Outcomes at every point of the continuous grid (``(n, ...)`` per outcome), for one
+    combination of the discrete keys, ``chunk`` points per compiled call."""
+    assert exp.outcomes is not None
+    outcomes = exp.outcomes
+    if not keys:
+        out = jax.device_get(jax.jit(lambda: outcomes(config))())
+        return {name: np.asarray(v)[None] for name, v in out.items()}
+    n = next(iter(points.values())).shape[0]
+    padded = -(-n // chunk) * chunk
+    points = {k: np.concatenate([v, np.repeat(v[-1:], padded - n)]) for k, v in points.items()}
+    batch = tuple((key, str(jnp.asarray(points[key][:1]).dtype)) for key in keys)
+    config_json = json.dumps(config, sort_keys=True)
+    compiled, sharding = _compile(outcomes, config_json, batch, chunk, devices)
+    stats = compiled.memory_analysis()
+    if stats is not None:
+        in_flight = (
+            stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+        )
+        if output_bytes + in_flight > limit:
+            fits = max(0, (limit - output_bytes) * chunk // max(in_flight, 1))
+            hint = f"pass chunk <= {fits}" if fits >= 1 else "sweep a smaller grid"
+            raise ConfigError(
+                f"grid: {n:,} runs, {chunk:,} per compiled call, need about "
+                f"{_size(output_bytes + in_flight)} ({_size(in_flight)} per chunk in flight, "
+                f"{_size(output_bytes)} of outcomes), more than the {_size(limit)} available; "
+                + hint
+            )
+    parts = []
+    for start in range(0, padded, chunk):
+        inputs = {k: v[start : start + chunk] for k, v in points.items()}
+        out = compiled(jax.device_put(inputs, sharding))
+        parts.append(jax.device_get(out))
+    return {name: np.concatenate([p[name] for p in parts])[:n] for name in parts[0]}
+
+
+def write_sweep(
+    dataset: xarray.Dataset, out: Path, *, overwrite: bool = False, plots: bool = True
+) -> list[Path]:
+    """Write ``sweep.nc`` (NetCDF 3, read back with ``xarray.load_dataset``), ``run.json``
+    (experiment, swept keys, environment) and, if ``plots``, heat-maps and line plots into
+    ``out``: staged in a temporary sibling folder renamed into place at the end, so an
+    error leaves ``out`` as it was."""
+    from .io import environment, staged_folder, write_json
+
+    with staged_folder(out, overwrite=overwrite) as staging:
+        dataset.to_netcdf(staging / "sweep.nc", engine="scipy")
+        run = {
+            "experiment": dataset.attrs["experiment"],
+            "grid": {key: dataset[key].values.tolist() for key in dataset.coords},
+            "config": json.loads(dataset.attrs["config"]),
+            "environment": environment(),
+        }
+        write_json(staging / "run.json", run)
+        if plots:
+            from .plotting.sweep import plot_sweep
+
+            plot_sweep(dataset, staging)
+    return sorted(Path(out).iterdir())
+
+
+@eqx.filter_jit
+def _value_and_grad(
+    outcomes: Callable[[dict[str, Any]], dict[str, Any]],
+    outcome: str,
+    config: dict[str, Any],
+    wrt: dict[str, jax.Array],
+):
+    def value(w):
+        out = outcomes(config | w)
+        if outcome not in out:
+            raise ConfigError(f"outcome: unknown {outcome!r}; allowed: {', '.join(sorted(out))}")
+        return out[outcome]
+
+    return jax.value_and_grad(value)(wrt)
+
+
+def value_and_grad_outcome(
+    experiment: str | Experiment,
+    outcome: str,
+    wrt: Sequence[str],
+    at: Mapping[str, Any] | None = None,
+) -> tuple[float, dict[str, float]]:
+    """``(value, {key: ∂ outcome/∂ key})`` at the config ``at``; see :func:`grad_outcome`."""
+    exp = _experiment(experiment)
+    if not jax.config.read("jax_enable_x64"):
+        raise RuntimeError(
+            "gradients of outcomes are taken in float64: call "
+            "jax.config.update('jax_enable_x64', True) first"
+        )
+    wrt = list(wrt)
+    if not wrt or len(set(wrt)) != len(wrt):
+        raise ConfigError(f"wrt: give one or more distinct keys, got {wrt!r}")
+    for key in wrt:
+        _kind(exp, key)
+        kind = exp.params[key].kind
+        if kind != "float":
+            what = "an integer" if kind == "int" else "a discrete"
+            raise ConfigError(
+                f"{key}: {what} key has no derivative; differentiate with respect to float "
+                f"keys: {', '.join(k for k, p in exp.params.items() if p.kind == 'float')}"
+            )
+    config = resolve_config(exp, dict(at or {}))
+    _trace(exp, config, wrt)
+    point = {key: jnp.asarray(config[key], dtype=jnp.float64) for key in wrt}
+    assert exp.outcomes is not None
+    fixed = {key: v for key, v in config.items() if key not in point}  # static: one compile
+    value, grads = _value_and_grad(exp.outcomes, outcome, fixed, point)
+    return float(value), {key: float(grads[key]) for key in wrt}
+
+
+def grad_outcome(
+    experiment: str | Experiment,
+    outcome: str,
+    wrt: Sequence[str],
+    at: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """``{key: ∂ outcome/∂ key}`` for the float keys ``wrt`` at the config ``at`` (defaults
+    for the rest), by ``jax.grad`` of the experiment's ``outcomes`` in float64: through
+    ``diffeqsolve`` with its checkpointed adjoint, or a ``lax.scan``.
+
+    One compilation per experiment, outcome, ``wrt`` and values of the other keys; calls
+    that change only the ``wrt`` values reuse it (a gradient-descent loop). The gradient is
+    that of the discretized run (fixed steps: the derivative of the numerical solution, not
+    of the exact flow). It is zero almost everywhere for step-function outcomes
+    (``first_contact_time``, ``wall_fraction_*``) and loses information through particles
+    stuck on a ``HardClip`` wall; see the module documentation for what to use instead.
+    """
+    return value_and_grad_outcome(experiment, outcome, wrt, at)[1]
