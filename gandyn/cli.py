@@ -99,6 +99,16 @@ def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bo
         raise typer.Exit(code=130 if result.status == "interrupted" else 1)
 
 
+def _check_devices(devices: int, config: dict[str, Any], available: int) -> None:
+    if not 1 <= devices <= available:
+        raise ConfigError(f"--devices: expected 1 to {available} (devices here), got {devices}")
+    for key in ("n_gen", "n_critic"):
+        if devices > 1 and key in config and config[key] % devices:
+            raise ConfigError(
+                f"{key}: {config[key]} particles cannot be split over {devices} devices"
+            )
+
+
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see `gandyn list`)")],
@@ -119,6 +129,9 @@ def run(
     ] = None,
     plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
     x64: Annotated[bool, typer.Option(help="compute in float64")] = True,
+    devices: Annotated[
+        int, typer.Option(help="split the particle axis over this many devices")
+    ] = 1,
 ) -> None:
     """Run an experiment, print its summary and write config, summary, trajectory, plots."""
     import jax
@@ -135,6 +148,7 @@ def run(
         from_file = {} if config_file is None else load_config_file(config_file)
         config = resolve_config(experiment, from_file | parse_set(set_ or []))
         check_out_dir(out, overwrite)
+        _check_devices(devices, config, jax.device_count())
         if checkpoint_every is not None:
             if not experiment.checkpointable:
                 raise ConfigError(f"--checkpoint-every: experiment {name!r} cannot checkpoint")
@@ -150,7 +164,7 @@ def run(
     if checkpoint_every is not None:
         start_run_folder(out, overwrite, config, meta | {"experiment": name})
         spec = CheckpointSpec(out / "checkpoints", checkpoint_every)
-    options = RunOptions(progress=_progress(progress), checkpoint=spec)
+    options = RunOptions(progress=_progress(progress), checkpoint=spec, devices=devices)
     _finish(experiment, config, out, meta, options, overwrite=overwrite)
 
 

@@ -103,6 +103,12 @@ def critic_support_width(problem: MeanFieldProblem, state: MeanFieldState) -> Sc
     return jnp.max(jnp.max(omega, axis=0) - jnp.min(omega, axis=0))
 
 
+def critic_state_max_abs(problem: MeanFieldProblem, state: MeanFieldState) -> Scalar:
+    """Largest ``|u_k|`` of the critic's *state* (for ``SmoothClip`` the reparametrised
+    variable, which passes the wall while ``ω`` cannot)."""
+    return jnp.max(jnp.abs(state.critic))
+
+
 def wall_fraction(problem: MeanFieldProblem, state: MeanFieldState) -> Scalar:
     """Critic mass with at least one coordinate on (or past) a wall of the box."""
     touching = jnp.any(problem.constraint.on_wall(state.critic), axis=1)
@@ -127,6 +133,7 @@ def default_diagnostics() -> dict:
         "critic_max_abs": critic_max_abs,
         "critic_support_width": critic_support_width,
         "wall_fraction": wall_fraction,
+        "critic_state_max_abs": critic_state_max_abs,
     }
 
 
@@ -147,6 +154,15 @@ def upward_crossings(ts: Float[Array, " T"], signal: Float[Array, " T"], level) 
     crossing = (a < 0) & (b >= 0)
     frac = a / jnp.where(crossing, a - b, 1.0)
     return jnp.where(crossing, ts[:-1] + frac * jnp.diff(ts), jnp.nan)
+
+
+def first_crossing(ts: Float[Array, " T"], signal: Float[Array, " T"], level) -> Scalar:
+    """First upward crossing time of ``level``, linearly interpolated between saves; NaN if
+    none. Unlike :func:`first_time` it moves continuously with the signal, so it has a
+    useful derivative wherever the crossing is transversal."""
+    crossings = upward_crossings(ts, signal, level)
+    found = jnp.isfinite(crossings)
+    return jnp.where(jnp.any(found), crossings[jnp.argmax(found)], jnp.nan)
 
 
 def period(ts: Float[Array, " T"], signal: Float[Array, " T"], start: Scalar | float) -> Scalar:

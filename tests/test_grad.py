@@ -130,3 +130,18 @@ def test_first_contact_time_is_piecewise_constant():
     grads = grad_outcome("toy-shift-linear", "first_contact_time", ["c", "lam"], at)
     assert grads == {"c": 0.0, "lam": 0.0}
     assert math.isfinite(gd.run_experiment("toy-shift-linear", **at).summary["first_contact_time"])
+
+
+def test_interpolated_contact_time_is_the_smooth_surrogate():
+    """Its gradient matches central differences where the plain contact time's is zero."""
+    at: dict[str, Any] = SMALL | {"clip": "penalty", "beta": 50.0, "c": 0.3, "lam": 1.0, "dt": 0.01}
+    outcome = "contact_time_interpolated"
+    grads = grad_outcome("toy-shift-linear", outcome, ["c", "lam"], at)
+
+    def run(config):
+        return gd.run_experiment("toy-shift-linear", **config).summary[outcome]
+
+    for key in ("c", "lam"):
+        fd = _central(run, at, key)
+        assert abs(fd) > 1e-2, key
+        assert grads[key] == pytest.approx(fd, rel=1e-5), key

@@ -4,6 +4,7 @@ The device count is fixed when jax starts, so the check runs in a subprocess wit
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` set before jax is imported.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -124,3 +125,35 @@ def test_one_device_mesh_keeps_values():
     assert sharded.positions.sharding == expected
     with pytest.raises(ValueError, match="leading particle axis"):
         shard_particles(jax.numpy.ones(()), mesh)
+
+
+def test_run_on_several_devices_equals_one_device(tmp_path):
+    """``gandyn run --devices 4`` on simulated CPU devices gives the one-device summary."""
+    script = f"""
+import json
+from typer.testing import CliRunner
+from gandyn.cli import app
+runner = CliRunner()
+small = ["--set", "t1=1.0", "--set", "n_gen=8", "--set", "n_critic=8", "--set", "quadrature=4",
+         "--no-plots"]
+for devices in (1, 4):
+    out = r"{tmp_path}" + f"/run{{devices}}"
+    result = runner.invoke(app, ["run", "toy-shift-linear", *small, "--devices", str(devices),
+                                 "--out", out])
+    assert result.exit_code == 0, result.output
+bad = runner.invoke(app, ["run", "toy-shift-linear", "--set", "n_gen=6", "--devices", "4"])
+assert bad.exit_code == 2 and "cannot be split over 4 devices" in bad.output, bad.output
+"""
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    four = json.loads((tmp_path / "run4" / "summary.json").read_text())
+    assert one.keys() == four.keys()
+    for key, value in one.items():
+        if isinstance(value, float):
+            assert four[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+        else:
+            assert four[key] == value, key

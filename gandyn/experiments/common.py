@@ -171,12 +171,22 @@ def last_valid(series: Array, valid: Array) -> Array:
     return series[jnp.max(jnp.where(valid, jnp.arange(valid.shape[0]), 0))]
 
 
-def wall_outcomes(trajectory: Trajectory, valid: Array) -> dict[str, Array]:
-    """Clipping outcomes shared by the study-W particle experiments (traceable)."""
+def wall_outcomes(
+    problem: MeanFieldProblem, trajectory: Trajectory, valid: Array
+) -> dict[str, Array]:
+    """Clipping outcomes shared by the study-W particle experiments (traceable).
+
+    ``first_contact_time`` is the first save with critic mass on a wall (piecewise
+    constant in every parameter: its gradient is zero); ``contact_time_interpolated`` is
+    the interpolated time ``max |u|`` first crosses ``c``, a surrogate that moves
+    continuously with the parameters under ``PenaltyClip`` and ``SmoothClip``."""
     diag, ts = trajectory.diagnostics, trajectory.ts
     wall = jnp.where(valid, diag["wall_fraction"], 0.0)
+    state_max = jnp.where(valid, diag["critic_state_max_abs"], 0.0)
+    c = getattr(problem.constraint, "c", jnp.inf)
     return {
         "first_contact_time": dg.first_time(ts, wall > 0),
+        "contact_time_interpolated": dg.first_crossing(ts, state_max, c),
         "wall_fraction_final": last_valid(diag["wall_fraction"], valid),
         "wall_fraction_max": jnp.max(wall),
         "critic_max_abs": last_valid(diag["critic_max_abs"], valid),
@@ -205,6 +215,12 @@ def particle_experiment(
 
     def solve(config: dict[str, Any], options: RunOptions):
         problem, state = build(config)
+        if options.devices > 1:
+            from ..sharding import particle_mesh, shard_problem
+
+            problem, state = shard_problem(
+                problem, state, particle_mesh(jax.devices()[: options.devices])
+            )
         trajectory = integrate(config, options, problem, state, diagnostics)
         return trajectory, summarise(config, problem, trajectory)
 

@@ -121,12 +121,15 @@ class Result:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run, not what: ``progress`` shows a progress bar on long solves;
+    """How to run, not what (none of it changes the numbers beyond round-off):
+    ``progress`` shows a progress bar on long solves;
     ``checkpoint`` (a :class:`gandyn.checkpoint.CheckpointSpec`) integrates in
     checkpointed segments (experiments that cannot checkpoint refuse it)."""
 
     progress: bool = False
     checkpoint: Any = None
+    devices: int = 1
+    """Split the particle axis over this many devices (particle experiments)."""
 
 
 @dataclass(frozen=True)

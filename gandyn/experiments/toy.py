@@ -95,7 +95,7 @@ def summarise_t1(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dic
     omega_bar = diag["critic_mean"][:, 0]
     period = dg.period(ts, omega_bar, 0.5 * ts[-1])
     closure = dg.orbit_closure_error(ts, jnp.stack([y, omega_bar], axis=1), period)
-    return wall_outcomes(traj, valid) | {
+    return wall_outcomes(problem, traj, valid) | {
         "period": jnp.where(complete, period, jnp.nan),
         "period_free": 2 * jnp.pi / jnp.sqrt(problem.game.lam),
         "orbit_closure_error": jnp.where(complete, closure, jnp.nan),
@@ -155,7 +155,7 @@ def summarise_t2(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dic
     valid = valid_saves(traj)
     late = valid & _late_half(traj.ts)
     distance = diag["data_distance"]
-    return wall_outcomes(traj, valid) | {
+    return wall_outcomes(problem, traj, valid) | {
         "data_distance_initial": distance[0],
         "data_distance_late_min": jnp.min(jnp.where(late, distance, jnp.inf)),
         "data_distance_late_max": jnp.max(jnp.where(late, distance, -jnp.inf)),
