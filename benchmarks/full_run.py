@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import peers
-from velocity import RESULTS, eqx_cast, machine, timed, write
+from _timing import timed
+from velocity import RESULTS, eqx_cast, machine, write
 
 import gandyn as gd
 

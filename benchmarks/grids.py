@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
+
+from _timing import warm_median  # noqa: E402
 
 from gandyn import (  # noqa: E402
     ContinuityProblem,
@@ -36,17 +36,6 @@ from gandyn import (  # noqa: E402
     solve_fokker_planck,
 )
 from gandyn.experiments.grids import ring_mixture  # noqa: E402
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall-clock seconds of ``fn()`` after one warm-up call."""
-    out = jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def continuity_case(dim: int, cells: int, scheme: str, repeats: int) -> dict:
@@ -66,7 +55,7 @@ def continuity_case(dim: int, cells: int, scheme: str, repeats: int) -> dict:
     )
     state = problem.initial_state(Normal(np.full(dim, 0.5), 0.3), Normal(np.zeros(dim), 0.09))
     t1 = 1.0 if dim == 1 else 0.5
-    seconds, traj = timed(
+    seconds, traj = warm_median(
         lambda: solve_continuity(problem, state, t1=t1, save_ts=[0.0, t1]), repeats
     )
     steps = int(traj.num_steps)
@@ -99,7 +88,7 @@ def fokker_planck_case(dim: int, cells: int, method: str, repeats: int) -> dict:
     limit = probe.dt / 0.9
     dt = 0.9 * limit if method == "explicit" else 10 * limit
     t1 = 400 * dt  # 400 steps
-    seconds, sol = timed(
+    seconds, sol = warm_median(
         lambda: solve_fokker_planck(data, init, box, cells, t1, method=method, n_saves=5, dt=dt),
         repeats,
     )

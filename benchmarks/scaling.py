@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import warm_median
 
 import gandyn as gd
 
@@ -66,13 +65,7 @@ def measure(n: int, size: int, chunk: int | None, repeats: int, memory_limit: fl
     row = {"n": n, "chunk": "auto" if chunk is None else chunk, "memory_bytes": memory}
     if memory is not None and memory > memory_limit:
         return row | {"fits": False}
-    jax.block_until_ready(step(state))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(step(state))
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    median, _ = warm_median(lambda: step(state), repeats)
     return row | {"fits": True, "seconds": median, "particles_per_second": 2 * n / median}
 
 

@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,19 +30,10 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+from _timing import warm_median  # noqa: E402
+
 import gandyn as gd  # noqa: E402
 from gandyn.experiments import get_experiment, resolve_config  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> tuple[float, Any]:
-    """Median wall-clock seconds of ``fn()`` after one warm-up call."""
-    out = jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def main() -> None:
@@ -77,9 +65,9 @@ def main() -> None:
     vmapped = jax.jit(jax.vmap(lambda c, lam: outcomes(config | {"c": c, "lam": lam})))
     cs, lams = (jnp.asarray(v) for v in zip(*points, strict=True))
 
-    t_loop, looped = median_time(loop, args.repeats)
-    t_sweep, dataset = median_time(lambda: gd.sweep("toy-shift-linear", grid, base), args.repeats)
-    t_call, _ = median_time(lambda: vmapped(cs, lams), args.repeats)
+    t_loop, looped = warm_median(loop, args.repeats)
+    t_sweep, dataset = warm_median(lambda: gd.sweep("toy-shift-linear", grid, base), args.repeats)
+    t_call, _ = warm_median(lambda: vmapped(cs, lams), args.repeats)
 
     worst = 0.0
     for (c, lam), out in zip(points, looped, strict=True):

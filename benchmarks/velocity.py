@@ -15,9 +15,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import peers
+from _timing import timed
 
 import gandyn as gd
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def timed(fn: Callable[[], object], repeats: int, min_time: float = 0.0) -> dict[str, float]:
-    """Seconds per call of ``fn`` (already warmed up): median, min, max over ``repeats``
-    calls, or more until ``min_time`` seconds have passed."""
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "repeats": len(times),
-    }
 
 
 def machine() -> dict[str, Any]:

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 
 from ..experiments.algorithm import CONTINUOUS, OBSERVABLES  # noqa: E402
 from ..experiments.registry import Result  # noqa: E402
+from . import save_figure  # noqa: E402
 
 OBSERVABLE_LABELS = {
     "value": "F(μ, ν)",
@@ -72,10 +73,7 @@ def plot_gaps(result: Result, path: Path) -> Path:
         + ")",
         fontsize=9,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_observables(result: Result, path: Path) -> Path:
@@ -103,10 +101,7 @@ def plot_observables(result: Result, path: Path) -> Path:
         ax.set_ylabel(OBSERVABLE_LABELS[name], fontsize=8)
     np.atleast_1d(axes)[0].legend(fontsize=7)
     np.atleast_1d(axes)[-1].set_xlabel("t = k η_G")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_critic_comparison(
@@ -146,10 +141,7 @@ def plot_critic_comparison(
     fig.suptitle(
         "critic parameter ω[0]: mean-field measure vs finite network (red: walls ±c)", fontsize=9
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_mean_field_vs_sgd(result: Result, out: Path) -> list[Path]:

@@ -13,13 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from ..experiments.registry import Result  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from . import save_figure  # noqa: E402
 
 
 def plot_blowup(result: Result, out_dir: Path) -> list[Path]:
@@ -49,7 +43,7 @@ def plot_blowup(result: Result, out_dir: Path) -> list[Path]:
         f"c = {cfg['c']:g}); dashed: first wall contact",
         fontsize=9,
     )
-    paths = [_save(fig, out_dir / "critic_density.png")]
+    paths = [save_figure(fig, out_dir / "critic_density.png")]
 
     resolutions = [int(n) for n in traj["resolutions"]]
     labels = ["hard"] + [f"penalty_{b:g}" for b in traj["penalty_betas"]]
@@ -79,7 +73,7 @@ def plot_blowup(result: Result, out_dir: Path) -> list[Path]:
         f"hard-clip exponent {summary['blowup_exponent']:.3f} (sup ∝ Δx^-p)", fontsize=9
     )
     right.legend(fontsize=7)
-    paths.append(_save(fig, out_dir / "sup_norms.png"))
+    paths.append(save_figure(fig, out_dir / "sup_norms.png"))
     return paths
 
 
@@ -108,7 +102,7 @@ def plot_fokker_planck(result: Result, out_dir: Path) -> list[Path]:
         axes[-1].imshow(data.T, origin="lower", extent=extent, cmap="magma")
         axes[-1].set_title("ρ_d", fontsize=8)
     fig.suptitle(f"{result.experiment}: densities", fontsize=9)
-    paths = [_save(fig, out_dir / "densities.png")]
+    paths = [save_figure(fig, out_dir / "densities.png")]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.semilogy(ts, traj["diag_js"], label="JS(ρ_t, ρ_d)")
@@ -120,5 +114,5 @@ def plot_fokker_planck(result: Result, out_dir: Path) -> list[Path]:
     right.set_xlabel("t")
     right.set_title("u = ρ/ρ_d stays in [min u₀, max u₀]", fontsize=9)
     right.legend(fontsize=8)
-    paths.append(_save(fig, out_dir / "divergences.png"))
+    paths.append(save_figure(fig, out_dir / "divergences.png"))
     return paths

@@ -12,13 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..experiments.registry import Result  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from . import save_figure  # noqa: E402
 
 
 def plot_flow(result: Result, out: Path) -> list[Path]:
@@ -36,7 +30,7 @@ def plot_flow(result: Result, out: Path) -> list[Path]:
         ax.set_title(label, fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{result.experiment} ({result.config['estimator']} drift)", fontsize=9)
-    paths = [_save(fig, out / "flow_moments.png")]
+    paths = [save_figure(fig, out / "flow_moments.png")]
 
     fig, ax = plt.subplots(figsize=(5, 4))
     final = traj["snapshots"][-1]
@@ -52,7 +46,7 @@ def plot_flow(result: Result, out: Path) -> list[Path]:
         ax.plot(traj["x0"], traj["data_density"], "g:", lw=1, label="data")
         ax.legend(fontsize=7)
     ax.set_title("final particles and grid density", fontsize=9)
-    paths.append(_save(fig, out / "flow_final.png"))
+    paths.append(save_figure(fig, out / "flow_final.png"))
     return paths
 
 
@@ -83,7 +77,7 @@ def plot_gan(result: Result, out: Path) -> list[Path]:
             if r == 0:
                 ax.set_title(f"iter {traj['snapshot_iters'][c]}", fontsize=8)
         axes[r, 0].set_ylabel(label, fontsize=8)
-    paths = [_save(fig, out / "gan_paths.png")]
+    paths = [save_figure(fig, out / "gan_paths.png")]
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for k in ks:
@@ -101,7 +95,7 @@ def plot_gan(result: Result, out: Path) -> list[Path]:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "gan_distances.png"))
+    paths.append(save_figure(fig, out / "gan_distances.png"))
     return paths
 
 
@@ -131,4 +125,4 @@ def plot_mse(result: Result, out: Path) -> list[Path]:
     axes[1].set_xlabel("iteration")
     axes[1].set_ylabel("a")
     axes[1].legend(fontsize=7)
-    return [_save(fig, out / "mse_divergence.png")]
+    return [save_figure(fig, out / "mse_divergence.png")]

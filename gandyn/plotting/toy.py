@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..experiments.registry import Result  # noqa: E402
+from . import save_figure  # noqa: E402
 
 SERIES = (
     ("diag_value", "F(μ, ν)"),
@@ -34,10 +35,7 @@ def plot_time_series(result: Result, path: Path) -> Path:
             ax.axvline(result.summary["first_contact_time"], color="r", lw=0.6, ls="--")
     np.atleast_1d(axes)[-1].set_xlabel("t")
     fig.suptitle(f"{result.experiment}: time series (dashed: first wall contact)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_phase_portrait(result: Result, path: Path) -> Path:
@@ -72,10 +70,7 @@ def plot_phase_portrait(result: Result, path: Path) -> Path:
     ax.set_ylabel("ω̄ (critic mean)")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title("phase portrait (red: clip walls ±c)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_critic_histograms(result: Result, path: Path) -> Path:
@@ -99,10 +94,7 @@ def plot_critic_histograms(result: Result, path: Path) -> Path:
                 ax.set_ylabel(f"ω[{j}] count", fontsize=8)
             ax.tick_params(labelsize=6)
     fig.suptitle("critic parameters at snapshots (red: walls ±c)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_toy(result: Result, out: Path) -> list[Path]:
