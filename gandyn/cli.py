@@ -251,6 +251,10 @@ def sweep_command(
     out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/NAME-sweep)")] = None,
     chunk: Annotated[int | None, typer.Option(help="runs per compiled call (default: all)")] = None,
     devices: Annotated[int, typer.Option(help="split the runs over this many devices")] = 1,
+    series: Annotated[
+        list[str] | None,
+        typer.Option("--series", help="keep a recorded time series (e.g. critic_mean)"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing sweep folder")] = False,
     plots: Annotated[bool, typer.Option(help="write PNG heat-maps and line plots")] = True,
     x64: Annotated[bool, typer.Option(help="compute in float64")] = True,
@@ -268,7 +272,7 @@ def sweep_command(
         values = parse_grid(grid or [])
         base = parse_set(set_ or [])
         check_out_dir(out, overwrite)
-        dataset = sweep(name, values, base, chunk=chunk, devices=devices)
+        dataset = sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
     except ConfigError as err:
         _fail(str(err))
         return

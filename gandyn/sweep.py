@@ -35,6 +35,7 @@ Where a gradient is zero or undefined by construction (see :func:`grad_outcome`)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -173,6 +174,7 @@ def sweep(
     chunk: int | None = None,
     devices: int = 1,
     max_memory: int | None = None,
+    series: Sequence[str] = (),
 ) -> xarray.Dataset:
     """The outcomes of ``experiment`` on the Cartesian product of ``grid``.
 
@@ -186,7 +188,9 @@ def sweep(
       last chunk is padded by repeating its last point, so every call has one shape;
     - ``devices``: split each chunk's runs over this many devices (``jax.devices()``;
       the chunk is rounded up to a multiple of it);
-    - ``max_memory``: bytes the sweep may use (default :func:`available_memory`).
+    - ``max_memory``: bytes the sweep may use (default :func:`available_memory`);
+    - ``series``: names of recorded time series (diagnostics of a particle experiment,
+      e.g. ``critic_mean``) to keep as variables ``series_<name>`` over a dimension ``t``.
 
     Continuous keys (see the module doc) are ``vmap`` ped in one compiled call per chunk,
     discrete keys loop outside it. Before running, the memory of the grid is estimated
@@ -201,6 +205,11 @@ def sweep(
     import xarray as xr
 
     exp = _experiment(experiment)
+    if series:
+        assert exp.outcomes is not None
+        exp = dataclasses.replace(
+            exp, outcomes=functools.partial(exp.outcomes, series=tuple(series))
+        )
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ConfigError(f"chunk: expected a positive integer, got {chunk!r}")
     available = len(jax.devices())
@@ -240,20 +249,25 @@ def sweep(
         )
         blocks.append(block)
 
-    names = list(shapes)
+    names = [name for name in shapes if name != "series_t"]
     order = discrete + continuous
     lengths = [len(values[k]) for k in order]
     data_vars = {}
+    coords = {key: np.asarray(v) for key, v in values.items()}
+    if series:
+        coords["t"] = np.asarray(blocks[0]["series_t"]).reshape(-1, shapes["series_t"].size)[0]
     for name in names:
         stacked = np.stack([b[name] for b in blocks]).reshape(*lengths, *shapes[name].shape)
         extra = [f"{name}_{axis}" for axis in range(shapes[name].ndim)]
+        if name.startswith("series_"):
+            extra[0] = "t"
         dims = order + extra
         target = list(values) + extra
         data_vars[name] = (target, np.transpose(stacked, [dims.index(d) for d in target]))
     fixed = {k: v for k, v in config.items() if k not in values}
     return xr.Dataset(
         data_vars,
-        coords={key: np.asarray(v) for key, v in values.items()},
+        coords=coords,
         attrs={"experiment": exp.name, "config": json.dumps(fixed)},
     )
 

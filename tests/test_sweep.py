@@ -47,6 +47,26 @@ def test_sweep_equals_loop_of_single_runs():
     assert len(contacts) > 2  # the grid is not degenerate: contact times differ
 
 
+def test_kept_time_series_equal_the_single_runs_trajectories():
+    base = SMALL | {"clip": "hard"}
+    grid = {"c": [0.1, 0.3], "lam": [1.0, 2.0]}
+    ds = sweep("toy-shift-linear", grid, base, series=["critic_mean", "wall_fraction"])
+    assert ds["series_wall_fraction"].dims == ("c", "lam", "t")
+    for c in grid["c"]:
+        for lam in grid["lam"]:
+            single = gd.run_experiment("toy-shift-linear", **base, c=c, lam=lam).trajectory
+            np.testing.assert_allclose(ds["t"], single["ts"], rtol=0, atol=0)
+            point = ds.sel(c=c, lam=lam)
+            np.testing.assert_allclose(
+                point["series_critic_mean"], single["diag_critic_mean"], rtol=1e-12, atol=1e-14
+            )
+            np.testing.assert_allclose(
+                point["series_wall_fraction"], single["diag_wall_fraction"], rtol=1e-14
+            )
+    with pytest.raises(gd.ConfigError, match="unknown time series 'nope'"):
+        sweep("toy-shift-linear", grid, base, series=["nope"])
+
+
 @pytest.mark.slow
 def test_discrete_keys_loop_outside_the_compiled_call():
     base: dict[str, Any] = SMALL | {"t1": 1.0, "c": 0.08}
@@ -88,12 +108,12 @@ def test_keys_that_set_shapes_or_step_counts_are_refused(key, values):
 
 def test_grid_too_large_for_memory_is_refused_with_estimate():
     axis = list(np.linspace(0.1, 1.0, 1000))
-    n_outcomes = 14  # float64 scalars per run of toy-shift-linear
+    n_outcomes = 15  # float64 scalars per run of toy-shift-linear
     with pytest.raises(gd.ConfigError, match="1,000,000,000 runs need about") as err:
         sweep("toy-shift-linear", {"c": axis, "lam": axis, "beta": axis}, SMALL)
     estimate = float(str(err.value).split("about ")[1].split(" GiB")[0])
     assert estimate == pytest.approx(1e9 * n_outcomes * 8 / 2**30, rel=1e-2)
-    with pytest.raises(gd.ConfigError, match="2 runs need about 224 B .* than the 200 B avail"):
+    with pytest.raises(gd.ConfigError, match="2 runs need about 240 B .* than the 200 B avail"):
         sweep("toy-shift-linear", {"c": [0.1, 0.2]}, SMALL, max_memory=200)
 
 

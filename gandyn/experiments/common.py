@@ -236,8 +236,16 @@ def particle_experiment(
             message=trajectory.failure_report(),
         )
 
-    def outcomes(config: dict[str, Any]) -> dict[str, Array]:
-        return solve(config, RunOptions())[1]
+    def outcomes(config: dict[str, Any], series: Sequence[str] = ()) -> dict[str, Array]:
+        trajectory, summary = solve(config, RunOptions())
+        unknown = sorted(set(series) - set(trajectory.diagnostics))
+        if unknown:
+            raise ConfigError(
+                f"series: unknown time series {unknown[0]!r} for {name!r}; "
+                f"allowed: {', '.join(trajectory.diagnostics)}"
+            )
+        chosen = {f"series_{key}": trajectory.diagnostics[key] for key in series}
+        return summary | ({"series_t": trajectory.ts} | chosen if series else {})
 
     return Experiment(
         name, doc, params, run, plot, check=check_common, checkpointable=True, outcomes=outcomes

@@ -147,7 +147,9 @@ class Experiment:
     """True if ``run`` honours ``RunOptions.checkpoint``."""
     outcomes: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
     """The summary numbers as a traceable function of the config: continuous values
-    (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it."""
+    (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it.
+    Particle experiments take ``series=(names...)`` too and then also return those
+    recorded time series as ``series_<name>`` with their times as ``series_t``."""
 
     @property
     def title(self) -> str:

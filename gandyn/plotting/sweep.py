@@ -88,12 +88,42 @@ def plot_lines(dataset: xr.Dataset, path: Path, x: str, hue: str | None) -> Path
     return _save(fig, title + (f"; {note}" if note else ""), path)
 
 
+def plot_series(dataset: xr.Dataset, path: Path, hue: str | None) -> Path:
+    """Each kept time series against ``t``, one line per value of ``hue`` (other swept
+    keys at their first value; vector series show their first component)."""
+    names = [name for name in dataset.data_vars if str(name).startswith("series_")]
+    fig, axes = _grid(len(names))
+    for ax, name in zip(axes, names, strict=False):
+        values = dataset[name]
+        fixed = {k: 0 for k in values.dims if k not in ("t", hue)}
+        values = values.isel(fixed)
+        picks = (
+            [0]
+            if hue is None
+            else np.unique(np.linspace(0, dataset.sizes[hue] - 1, MAX_LINES).round().astype(int))
+        )
+        for index in picks:
+            line = values if hue is None else values.isel({hue: index})
+            label = None if hue is None else f"{hue} = {line[hue].values:.3g}"
+            ax.plot(dataset["t"].values, line.values, lw=0.8, label=label)
+        if hue is not None:
+            ax.legend(fontsize=6)
+        ax.set_title(str(name)[len("series_") :], fontsize=8)
+        ax.set_xlabel("t", fontsize=8)
+    return _save(fig, f"{dataset.attrs.get('experiment', 'sweep')}: time series", path)
+
+
 def plot_sweep(dataset: xr.Dataset, out: Path) -> list[Path]:
-    """``heatmaps.png`` (with two or more numeric swept keys) and ``lines.png`` (with one or
-    more; lines over the next swept key) in ``out``."""
+    """``heatmaps.png`` (with two or more numeric swept keys), ``lines.png`` (with one or
+    more; lines over the next swept key) and, if time series were kept, ``series.png``."""
     out = Path(out)
-    numeric = _numeric_axes(dataset)
+    series = [name for name in dataset.data_vars if str(name).startswith("series_")]
     paths = []
+    if series:
+        swept = [k for k in _numeric_axes(dataset) if k != "t"]
+        paths.append(plot_series(dataset, out / "series.png", next(iter(swept), None)))
+        dataset = dataset.drop_vars([*series, "t"])
+    numeric = _numeric_axes(dataset)
     if len(numeric) >= 2:
         paths.append(plot_heatmaps(dataset, out / "heatmaps.png", numeric[0], numeric[1]))
     if numeric:
