@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,7 +78,9 @@ def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bo
     """Run, print the summary, write the folder, exit with the run's status."""
     from .io import write_run
 
+    start = time.perf_counter()
     result = experiment.run(config, options)
+    meta = meta | {"elapsed_s": round(time.perf_counter() - start, 3)}
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)

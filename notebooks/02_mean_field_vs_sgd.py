@@ -71,7 +71,6 @@ for key in (
     "slope_eta",
     "slope_eta_ci95",
     "gap_full_batch_vs_projected_euler",
-    "run_time_s",
 ):
     print(f"{key:36s} {full.summary[key]}")
 print(plot_gaps(full, OUT / "gaps_full_batch.png"))

@@ -75,7 +75,7 @@ for e, result in flows.items():
         f"{e:6s} mean {s['mean_final'][0]:.4f} (grid {s['mean_final_grid'][0]:.4f}, "
         f"SE {s['mean_standard_error']:.4f})  variance {s['variance_final'][0]:.4f} "
         f"(grid {s['variance_final_grid'][0]:.4f})  JS {s['js_final']:.4f} "
-        f"(grid {s['js_final_grid']:.4f})  time {s['time_particles_s']:.1f}s"
+        f"(grid {s['js_final_grid']:.4f})"
     )
 
 # %%

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +249,6 @@ def _nonfinite(label: str, runs: Trajectory) -> str | None:
 
 
 def run(config: dict[str, Any], options: RunOptions) -> Result:
-    start = time.perf_counter()
     t1 = config["t1"]
     snapshot_ts = np.linspace(0.0, t1, config["n_snapshots"])
     problem, state = _reference(config)
@@ -315,7 +313,6 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
             summary[f"slope_{sweep}_{name}"] = (
                 finite_or_none(fit_slope(x, gaps)[0]) if moved else None
             )
-    summary["run_time_s"] = time.perf_counter() - start
 
     assert width_runs is not None
     arrays = trajectory_arrays(reference) | {

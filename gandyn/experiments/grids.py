@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import equinox as eqx
@@ -203,7 +202,6 @@ def _sup_exponent(runs: dict, index, finest_two: bool = False) -> float:
 
 def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
     del options
-    start = time.perf_counter()
     c, finest = config["c"], max(config["resolutions"])
     hard = _blowup_runs(config, HardClip(c), 0.0)
     penalty = {
@@ -264,7 +262,6 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
         "density_min": density_min,
         **penalty_summary,
         "penalty_sup_grows_with_beta": bool(np.all(np.diff(sups) > 0)),
-        "runtime_s": time.perf_counter() - start,
     }
     return Result(
         experiment="grid-blowup",
@@ -377,7 +374,6 @@ def _check_fp(dim: int):
 def _fp_run(name: str, dim: int):
     def run(config: dict[str, Any], options: RunOptions) -> Result:
         del options
-        start = time.perf_counter()
         data, initial = _fp_laws(config, dim)
         low, high = config["domain"]
         try:
@@ -427,7 +423,6 @@ def _fp_run(name: str, dim: int):
             "density_min": float(diag["density_min"].min()),
             "dt": sol.dt,
             "steps": sol.num_steps,
-            "runtime_s": time.perf_counter() - start,
         }
         if "newton_residual" in diag:
             summary["newton_residual_max"] = finite_or_none(diag["newton_residual"].max())

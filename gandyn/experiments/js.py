@@ -31,7 +31,6 @@ overshoots. Exact least squares (the limit ``K → ∞`` when ``λ max(s², 1) <
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +197,6 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     x0 = init.sample(key_x, n)
     particles = ParticleMeasure(x0)
     data_points = _points(data, config["quadrature"])
-    start = time.perf_counter()
     try:
         fp = solve_fokker_planck(
             data,
@@ -212,8 +210,6 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     except ValueError as err:
         raise ConfigError(f"margin/cells: the grid solver refused the box: {err}") from err
     jax.block_until_ready(fp.densities)
-    time_grid = time.perf_counter() - start
-    start = time.perf_counter()
     estimator = _flow_estimator(config, data, data_points, particles, fp, key_d)
     problem = JSFlowProblem(
         estimator, data_points, particles.weights, config["normalisation"], config["disc_rate"]
@@ -230,7 +226,6 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
         progress_meter=meter,
     )
     jax.block_until_ready(traj.final.particles)
-    time_particles = time.perf_counter() - start
     diag = {k: np.asarray(v) for k, v in traj.diagnostics.items()}
     grid = {k: np.asarray(v) for k, v in fp.diagnostics.items()}
     mean_err = np.linalg.norm(diag["mean"] - grid["mean"], axis=1)
@@ -276,8 +271,6 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
         "js_drop": float(js[0] - js[-1]),
         "dissipation_integral": float(np.trapezoid(diag["dissipation"], traj.ts)),
         "data_distance_final": float(diag["data_distance"][-1]),
-        "time_particles_s": time_particles,
-        "time_grid_s": time_grid,
     }
     arrays = {
         "ts": np.asarray(traj.ts),
@@ -372,7 +365,6 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
     summary: dict[str, Any] = {"status": "ok"}
     arrays: dict[str, np.ndarray] = {}
 
-    start = time.perf_counter()
     y0 = jax.vmap(generator)(latent.nodes)
     flow = JSFlowProblem(
         KDEDrift(data, config["bandwidth"], config["bandwidth_rule"]),
@@ -386,12 +378,10 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         flow, y0, t1=t1, dt=config["eps"], save_ts=snap_ts, snapshot_ts=snap_ts
     )
     ref_snaps = np.asarray(reference.snapshots)
-    summary["time_reference_s"] = time.perf_counter() - start
     arrays["reference_snapshots"] = ref_snaps
     arrays["reference_data_distance"] = np.asarray(reference.diagnostics["data_distance"])
     weights = latent.weights
     for K in config["K_list"]:
-        start = time.perf_counter()
         algorithm = GANAsODE(
             model,
             latent,
@@ -404,7 +394,6 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         )
         traj = run_gan_as_ode(algorithm, generator, n_iter, snapshot_every=every)
         jax.block_until_ready(traj.snapshots)
-        elapsed = time.perf_counter() - start
         diag = {k: np.asarray(v) for k, v in traj.diagnostics.items()}
         snaps = np.asarray(traj.snapshots)
         path = np.asarray(
@@ -426,7 +415,6 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
             f"K{K}_displacement_ratio_mean": finite_or_none(np.mean(diag["displacement_ratio"])),
             f"K{K}_displacement_error_mean": finite_or_none(np.mean(diag["displacement_error"])),
             f"K{K}_mse_after_over_before": finite_or_none(np.mean(ratio)),
-            f"K{K}_time_s": elapsed,
         }
         arrays |= {f"K{K}_{k}": v for k, v in diag.items()}
         arrays |= {f"K{K}_snapshots": snaps, f"K{K}_path_distance": path}
@@ -612,7 +600,6 @@ def _classify(study: _AffineStudy, paths: np.ndarray) -> np.ndarray:
 
 def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
     del options
-    start = time.perf_counter()
     c = NORMALISATIONS[config["normalisation"]]
     eps, K, scale = config["eps"], config["K"], config["latent_scale"]
     etas = np.linspace(config["eta_min"], config["eta_max"], config["n_eta"])
@@ -682,7 +669,6 @@ def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
         "latent_scales": list(config["latent_scales"]),
         "eta_threshold_by_scale": by_scale,
         "eta_threshold_linear_by_scale": by_scale_linear,
-        "runtime_s": time.perf_counter() - start,
     }
     arrays["stable_path"] = stable_path
     return Result("mse-divergence", config, summary, arrays)
