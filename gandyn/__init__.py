@@ -40,6 +40,7 @@ from .games.js import (
     fit_discriminator as fit_discriminator,
     js_estimate as js_estimate,
 )
+from .io import available_memory as available_memory
 from .measure import ParticleMeasure as ParticleMeasure, sample_measure as sample_measure
 from .sharding import (
     PARTICLES as PARTICLES,
@@ -90,7 +91,6 @@ from .solvers.js_flow import (
     simulate_js_flow as simulate_js_flow,
 )
 from .sweep import (
-    available_memory as available_memory,
     grad_outcome as grad_outcome,
     sweep as sweep,
     value_and_grad_outcome as value_and_grad_outcome,

@@ -112,6 +112,21 @@ def _check_devices(devices: int, config: dict[str, Any], available: int) -> None
             )
 
 
+def _check_memory(experiment, config: dict[str, Any], devices: int) -> None:
+    """Refuse a run whose estimated peak memory exceeds what the device has free."""
+    from .io import available_memory, format_bytes
+
+    if experiment.memory is None:
+        return
+    need, free = experiment.memory(config) / devices, available_memory()
+    if need > free:
+        raise ConfigError(
+            f"memory: this run needs about {format_bytes(need)} per device, only "
+            f"{format_bytes(free)} is available; use fewer particles (n_gen, n_critic), "
+            "fewer saves or snapshots (t1/dt, n_snapshots), or more --devices"
+        )
+
+
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see `gandyn list`)")],
@@ -152,6 +167,7 @@ def run(
         config = resolve_config(experiment, from_file | parse_set(set_ or []))
         check_out_dir(out, overwrite)
         _check_devices(devices, config, jax.device_count())
+        _check_memory(experiment, config, devices)
         if checkpoint_every is not None:
             if not experiment.checkpointable:
                 raise ConfigError(f"--checkpoint-every: experiment {name!r} cannot checkpoint")

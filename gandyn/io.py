@@ -25,6 +25,33 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"--out: {out} exists and is not a folder")
 
 
+def available_memory() -> int:
+    """Bytes the default device can still allocate: free device memory where JAX reports it
+    (GPU, TPU), else the host's available memory."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats()
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``n_bytes`` in B, KiB, MiB, GiB or TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.3g} TiB"
+
+
 def environment() -> dict[str, Any]:
     """Versions and device, recorded with every run."""
     import jax

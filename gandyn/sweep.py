@@ -40,7 +40,6 @@ import functools
 import itertools
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .experiments.registry import ConfigError, Experiment, get_experiment, resolve_config
+from .io import available_memory, format_bytes
 
 if TYPE_CHECKING:
     import xarray
@@ -61,31 +61,6 @@ _TRACER_ERRORS = (
     jax.errors.TracerIntegerConversionError,
     jax.errors.TracerBoolConversionError,
 )
-
-
-def available_memory() -> int:
-    """Bytes the default device can still allocate: free device memory where JAX reports it
-    (GPU, TPU), else the host's available memory."""
-    stats = jax.devices()[0].memory_stats()
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _size(n_bytes: float) -> str:
-    """``n_bytes`` in B, KiB, MiB, GiB or TiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024:
-            return f"{n_bytes:.3g} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.3g} TiB"
 
 
 def _experiment(experiment: str | Experiment) -> Experiment:
@@ -231,8 +206,8 @@ def sweep(
     per_run = sum(s.size * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
     if n_total * per_run > limit:
         raise ConfigError(
-            f"grid: {n_total:,} runs need about {_size(n_total * per_run)} for their outcomes "
-            f"alone, more than the {_size(limit)} available; sweep a smaller grid"
+            f"grid: {n_total:,} runs need about {format_bytes(n_total * per_run)} for their "
+            f"outcomes alone, more than the {format_bytes(limit)} available; sweep a smaller grid"
         )
     for point in itertools.product(*values.values()):
         resolve_config(exp, config | dict(zip(values, point, strict=True)))
@@ -338,9 +313,9 @@ def _run_block(
             hint = f"pass chunk <= {fits}" if fits >= 1 else "sweep a smaller grid"
             raise ConfigError(
                 f"grid: {n:,} runs, {chunk:,} per compiled call, need about "
-                f"{_size(output_bytes + in_flight)} ({_size(in_flight)} per chunk in flight, "
-                f"{_size(output_bytes)} of outcomes), more than the {_size(limit)} available; "
-                + hint
+                f"{format_bytes(output_bytes + in_flight)} ({format_bytes(in_flight)} per chunk "
+                f"in flight, {format_bytes(output_bytes)} of outcomes), more than the "
+                f"{format_bytes(limit)} available; " + hint
             )
     parts = []
     for start in range(0, padded, chunk):

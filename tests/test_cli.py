@@ -140,3 +140,30 @@ def test_a_failing_run_exits_nonzero_and_keeps_what_it_computed(tmp_path):
     assert "nonfinite" in result.output and "t = " in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "nonfinite"
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(tmp_path, monkeypatch):
+    experiment = gd.experiments.get_experiment("toy-shift-linear")
+    config = gd.experiments.resolve_config(experiment, {"n_gen": 1000, "n_critic": 1000})
+    small = gd.experiments.resolve_config(experiment, {"n_gen": 10, "n_critic": 10})
+    need, need_small = experiment.memory(config), experiment.memory(small)
+    # the estimate grows with the number of particles
+    assert need > need_small > 0
+    monkeypatch.setattr(gd.io, "available_memory", lambda: need - 1)
+    out = tmp_path / "big"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "toy-shift-linear",
+            "--set",
+            "n_gen=1000",
+            "--set",
+            "n_critic=1000",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "memory: this run needs about" in result.output and "n_gen" in result.output
+    assert not out.exists()

@@ -16,7 +16,7 @@ from .. import diagnostics as dg
 from .._types import Array
 from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyClip, SmoothClip
 from ..distributions import GaussianMixture
-from ..solvers import SOLVERS, MeanFieldProblem, MeanFieldState, Trajectory, simulate
+from ..solvers import SOLVERS, MeanFieldProblem, MeanFieldState, Trajectory, save_grid, simulate
 from .registry import ConfigError, Experiment, Param, Result, RunOptions
 
 CLIPS = ("hard", "penalty", "smooth", "none")
@@ -247,6 +247,58 @@ def particle_experiment(
         chosen = {f"series_{key}": trajectory.diagnostics[key] for key in series}
         return summary | ({"series_t": trajectory.ts} | chosen if series else {})
 
+    def memory(config: dict[str, Any]) -> int:
+        problem, state = build(config)
+        return estimate_memory(problem, state, config, diagnostics)
+
     return Experiment(
-        name, doc, params, run, plot, check=check_common, checkpointable=True, outcomes=outcomes
+        name,
+        doc,
+        params,
+        run,
+        plot,
+        check=check_common,
+        checkpointable=True,
+        memory=memory,
+        outcomes=outcomes,
     )
+
+
+STAGES = {
+    "euler": 1,
+    "heun": 2,
+    "midpoint": 2,
+    "ralston": 2,
+    "bosh3": 4,
+    "tsit5": 7,
+    "dopri5": 7,
+    "dopri8": 13,
+}
+"""Vector-field evaluations a step of each solver keeps alive."""
+
+
+def estimate_memory(
+    problem: MeanFieldProblem, state: MeanFieldState, config: dict[str, Any], diagnostics
+) -> int:
+    """Bytes a particle run needs at its peak: the state with the solver's stages and the
+    autodiff copies of a velocity evaluation, the particle blocks of the velocity (chunk ×
+    nodes tables), the step grid, the recorded diagnostics and the snapshots."""
+    itemsize = state.generator.dtype.itemsize
+    particles = state.generator.size + state.critic.size
+    recorded = jax.eval_shape(
+        lambda: {k: f(problem, state) for k, f in (diagnostics or dg.default_diagnostics()).items()}
+    )
+    per_save = sum(leaf.size for leaf in jax.tree_util.tree_leaves(recorded))
+    game = problem.game
+    nodes = game.data.size + game.latent.size
+    blocks = 8 * game.chunk(nodes) * nodes
+    n_steps = round(config["t1"] / config["dt"])
+    saves = len(save_grid(0.0, config["t1"], config["dt"]))
+    elements = (
+        particles * (STAGES.get(config["solver"], 13) + 6 + config["n_snapshots"] + 2)
+        + nodes * (game.generator.data_dim + 2) * 4
+        + blocks
+        + n_steps
+        + saves * per_save
+    )
+    return int(elements * itemsize)
