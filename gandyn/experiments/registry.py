@@ -148,7 +148,7 @@ class Experiment:
     memory: Callable[[dict[str, Any]], int] | None = field(default=None)
     """An estimate in bytes of the peak memory of ``run`` for a config (checked by the CLI
     against the available memory before anything runs)."""
-    outcomes: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
+    outcomes: Callable[..., dict[str, Any]] | None = field(default=None)
     """The summary numbers as a traceable function of the config: continuous values
     (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it.
     Particle experiments take ``series=(names...)`` too and then also return those
