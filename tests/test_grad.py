@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import pytest
+from _small import SMALL
 
 import gandyn as gd
 from gandyn.experiments import Experiment, Result, RunOptions, resolve_config
@@ -17,14 +18,6 @@ from gandyn.experiments.toy import T1_PARAMS, build_t1
 from gandyn.sweep import grad_outcome, value_and_grad_outcome
 
 RTOL = 1e-6
-SMALL: dict[str, Any] = {
-    "n_gen": 6,
-    "n_critic": 6,
-    "quadrature": 4,
-    "t1": 2.0,
-    "dt": 0.05,
-    "n_snapshots": 2,
-}
 PENALTY: dict[str, Any] = SMALL | {"clip": "penalty", "beta": 8.0, "init_sampling": "random"}
 
 

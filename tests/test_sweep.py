@@ -6,19 +6,11 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _small import SMALL
 
 import gandyn as gd
 from gandyn.experiments import Experiment, Param, Result, RunOptions
 from gandyn.sweep import sweep
-
-SMALL: dict[str, Any] = {
-    "n_gen": 6,
-    "n_critic": 6,
-    "quadrature": 4,
-    "t1": 2.0,
-    "dt": 0.05,
-    "n_snapshots": 2,
-}
 
 
 def _close(swept, single):

@@ -1,24 +1,16 @@
 """``gandyn sweep``: NetCDF and plots from one compiled call; bad input exits 2, writes nothing."""
 
 import math
-from typing import Any
 
 import pytest
 import xarray as xr
+from _small import SMALL
 from typer.testing import CliRunner
 
 import gandyn as gd
 from gandyn.cli import app, parse_grid
 
 runner = CliRunner()
-SMALL: dict[str, Any] = {
-    "n_gen": 6,
-    "n_critic": 6,
-    "quadrature": 4,
-    "t1": 2.0,
-    "dt": 0.05,
-    "n_snapshots": 2,
-}
 SETS = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
 
 
