@@ -98,9 +98,9 @@ def fokker_planck_case(dim: int, cells: int, method: str, repeats: int) -> dict:
         "dim": dim,
         "cells_per_axis": cells,
         "cells": total,
-        "steps": sol.num_steps,
+        "steps": int(sol.num_steps),
         "median_s": seconds,
-        "cell_updates_per_s": sol.num_steps * total / seconds,
+        "cell_updates_per_s": int(sol.num_steps) * total / seconds,
     }
 
 

@@ -13,7 +13,7 @@ from gandyn.solvers.fokker_planck import (
     js_divergence,
     solve_fokker_planck,
 )
-from gandyn.solvers.grid import Grid, discretize
+from gandyn.solvers.grid import Grid, cell_masses, discretize
 
 STANDARD = GaussianMixture(np.array([0.0]), None, 1.0)
 SHIFTED = GaussianMixture(np.array([1.0]), None, 1.0)
@@ -209,3 +209,30 @@ def test_particles_driven_by_the_grid_density_follow_the_grid():
     mean, var = particles.mean(), particles.var()
     assert abs(mean - float(sol.diagnostics["mean"][-1, 0])) < 1e-4
     assert abs(var - float(sol.diagnostics["variance"][-1, 0])) < 1e-3  # quantile tails
+
+
+def test_a_data_density_vanishing_in_the_box_stops_the_run_at_the_first_step():
+    """N(0, 0.1²) underflows to exactly 0 in the cells beyond |x| ≈ 3.9 while the initial
+    N(1, 1) does not: u = ρ/ρ_d is infinite there and the first step is non-finite."""
+    narrow = GaussianMixture(np.array([0.0]), None, 0.1)
+    grid = Grid(-8.0, 9.0, 100)
+    vanishing = np.flatnonzero(np.asarray(cell_masses(grid, narrow)) == 0)
+    assert vanishing[:8].tolist() == list(range(8))
+    sol = solve_fokker_planck(
+        narrow, SHIFTED, (-8.0, 9.0), 100, 0.1, method="implicit", dt=0.01, n_saves=3
+    )
+    assert sol.status == "nonfinite" and int(sol.num_steps) == 1  # stopped at once
+    assert sol.failure_report() == (
+        f"non-finite density in step 1, from t = 0: cells {vanishing[:8].tolist()}"
+    )
+    initial = discretize(grid, SHIFTED) / grid.volume
+    np.testing.assert_array_equal(sol.densities[0], initial)
+    bad = set(np.flatnonzero(~np.isfinite(np.asarray(sol.densities[-1]))).tolist())
+    assert set(vanishing) <= bad <= {c + d for c in vanishing for d in (-1, 0, 1)}
+    result = run_experiment(
+        "fp-js-1d", cells=100, t1=0.1, n_saves=3, data_std=0.1, method="implicit", dt=0.01
+    )
+    assert result.status == result.summary["status"] == "nonfinite"
+    assert result.message == sol.failure_report() and result.summary["steps"] == 1
+    assert result.summary["mean_initial"] == pytest.approx(1.0, abs=1e-12)
+    assert result.summary["mean_final"] is None

@@ -1,7 +1,9 @@
 """Finite-volume continuity solver: invariants, orders of convergence, blow-up on the walls."""
 
 import functools
+import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,13 +34,15 @@ from gandyn.solvers.grid import (
     solve_continuity,
     transport_rate,
 )
+from gandyn.units import AbstractCriticUnit
 
 DATA = GaussianMixture(np.array([-1.0, 1.0]), None, 0.3)  # mean 0
 
 
-def t1_game(lam=1.0):
+def t1_game(lam=1.0, critic=None):
+    critic = LinearCritic(1) if critic is None else critic
     return MeanFieldGame(
-        ShiftUnit(1), LinearCritic(1), DATA.quadrature(8), Normal(0.0, 1.0).quadrature(8), lam
+        ShiftUnit(1), critic, DATA.quadrature(8), Normal(0.0, 1.0).quadrature(8), lam
     )
 
 
@@ -104,9 +108,13 @@ def test_zero_flux_walls_hold_mass(scheme):
     assert abs(float(bump[0] + bump[-1]) - 1) < 1e-12  # everything piled on the walls
 
 
-def t1_problem(cells, scheme, critic_box=(-1.5, 1.5), constraint=None):
+def t1_problem(cells, scheme, critic_box=(-1.5, 1.5), constraint=None, critic=None):
     return ContinuityProblem(
-        t1_game(), constraint, Grid(-3.0, 4.0, cells), Grid(*critic_box, cells), scheme
+        t1_game(critic=critic),
+        constraint,
+        Grid(-3.0, 4.0, cells),
+        Grid(*critic_box, cells),
+        scheme,
     )
 
 
@@ -258,3 +266,65 @@ def test_grid_blowup_experiment_runs_and_validates():
         run_experiment("grid-blowup", gen_domain=[0.0, 1.0])
     with pytest.raises(ConfigError, match="resolutions"):
         run_experiment("grid-blowup", resolutions=[100])
+
+
+class DomainCritic(AbstractCriticUnit):
+    """The linear critic ``ω x`` on ``x ≥ low`` only (NaN below): the T1 game until the
+    generated points ``z + θ̄`` cross ``low``, then non-finite velocities."""
+
+    data_dim: int = eqx.field(static=True)
+    low: float
+
+    def __init__(self, low: float):
+        self.data_dim, self.low = 1, low
+
+    @property
+    def param_dim(self) -> int:
+        return 1
+
+    def __call__(self, omega, x):
+        return (omega @ x) * jnp.where(x[0] >= self.low, 1.0, jnp.nan)
+
+
+def test_a_nonfinite_state_stops_the_run_and_keeps_the_saves_before_it():
+    z_min = float(jnp.min(Normal(0.0, 1.0).quadrature(8).nodes))
+    save_ts = np.linspace(0.0, 2.0, 201)  # finer than the CFL steps: steps end on saves
+
+    def run(critic):
+        problem = t1_problem(100, "upwind", (-0.5, 0.5), HardClip(0.5), critic)
+        state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
+        return solve_continuity(problem, state, t1=2.0, save_ts=save_ts, snapshot_ts=save_ts)
+
+    clean, failed = run(LinearCritic(1)), run(DomainCritic(z_min + 0.2))
+    assert clean.status == "ok" and failed.status == "nonfinite"
+    # the first save where the lowest generated point z_min + θ̄ is below the domain: the
+    # velocity there is NaN, so the step from it is the first non-finite one
+    k = int(np.argmax(np.asarray(clean.diagnostics["generator_mean"][:, 0]) < 0.2))
+    assert 0.5 < save_ts[k] < 1.9
+    assert float(failed.diagnostics["t"][-1]) == save_ts[k]
+    assert int(failed.num_steps) == int(clean.diagnostics["steps"][k]) + 1
+    report = failed.failure_report()
+    assert report.startswith(f"non-finite state in step {int(failed.num_steps)}, from t = ")
+    assert "generator cells [0, 1, 2, 3, 4, 5, 6, 7]" in report
+    for name, series in failed.diagnostics.items():
+        last = k if name == "value" else k + 1  # F evaluates Ψ below the domain at save k
+        np.testing.assert_array_equal(series[:last], clean.diagnostics[name][:last], name)
+    np.testing.assert_array_equal(failed.snapshots.critic[: k + 1], clean.snapshots.critic[: k + 1])
+    assert np.isnan(np.asarray(failed.diagnostics["generator_mean"][k + 1 :])).all()
+    assert np.isnan(np.asarray(failed.final.generator)).all()
+
+
+def test_grid_blowup_reports_a_nonfinite_run_and_keeps_its_data(monkeypatch):
+    z_min = float(jnp.min(Normal(0.0, 1.0).quadrature(8).nodes))
+    monkeypatch.setitem(MODELS, "t1", (ShiftUnit(1), DomainCritic(z_min + 0.2)))
+    result = run_experiment(
+        "grid-blowup", resolutions=[20, 40], penalty_betas=[1.0], t1=2.0, n_saves=41, quadrature=8
+    )
+    assert result.status == result.summary["status"] == "nonfinite"
+    assert result.message.startswith("hard run, 20 cells: non-finite state in step ")
+    assert "penalty_1 run, 40 cells: non-finite state" in result.message
+    json.dumps(result.summary, allow_nan=False)
+    sup = result.trajectory["sup_hard_40"]
+    finite = np.isfinite(sup)
+    assert 5 < finite.sum() < 40 and finite[: finite.sum()].all()  # a finite prefix
+    assert result.summary["sup_max_finest"] == pytest.approx(sup[finite].max(), rel=0, abs=0)

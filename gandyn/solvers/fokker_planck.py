@@ -22,7 +22,8 @@ there up to that absolute error.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -31,10 +32,10 @@ import numpy as np
 from jax.scipy.sparse.linalg import cg
 from jax.scipy.special import xlogy
 
-from .._types import Array, Float
+from .._types import Array, Float, Int
 from ..distributions import GaussianMixture
 from ..games.js import NORMALISATIONS
-from .grid import Grid, discretize
+from .grid import Grid, discretize, nonfinite_cells
 
 METHODS = ("explicit", "implicit")
 
@@ -143,7 +144,10 @@ class FokkerPlanckSolution(eqx.Module):
       ``variance (T, d)``, ``mean_velocity (T, d)`` (``d mean/dt``, exact for the grid
       system), ``js``, ``chi2``, ``u_min``, ``u_max``, ``density_min`` and, implicit only,
       ``newton_residual`` (largest over the steps since the previous save);
-    - ``dt``, ``num_steps``.
+    - ``dt``, ``num_steps`` (steps taken).
+
+    Stepping stops at the first non-finite density (``status == "nonfinite"``): the saves
+    before it keep their values, those after it (the last one included) hold that density.
     """
 
     grid: Grid
@@ -152,7 +156,51 @@ class FokkerPlanckSolution(eqx.Module):
     data_density: Float[Array, "..."]
     diagnostics: dict[str, Array]
     dt: float = eqx.field(static=True)
-    num_steps: int = eqx.field(static=True)
+    num_steps: Int[Array, ""]
+
+    @property
+    def status(self) -> str:
+        """``ok``, or ``nonfinite`` if the density went non-finite."""
+        return "nonfinite" if nonfinite_cells(self.densities[-1]) else "ok"
+
+    def failure_report(self) -> str | None:
+        """One line: in which step the density went non-finite, and in which cells."""
+        if self.status == "ok":
+            return None
+        n = int(self.num_steps)
+        return (
+            f"non-finite density in step {n}, from t = {(n - 1) * self.dt:.6g}: cells "
+            f"{nonfinite_cells(self.densities[-1])}"
+        )
+
+    def as_arrays(self) -> dict[str, Array]:
+        """The solution as named arrays (for stage checkpoints; :meth:`from_arrays`)."""
+        return {
+            "grid_low": self.grid.low,
+            "grid_high": self.grid.high,
+            "grid_cells": np.asarray(self.grid.cells),
+            "ts": self.ts,
+            "densities": self.densities,
+            "data_density": self.data_density,
+            "dt": np.asarray(self.dt),
+            "num_steps": self.num_steps,
+        } | {f"diag_{name}": value for name, value in self.diagnostics.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> FokkerPlanckSolution:
+        """The solution :meth:`as_arrays` describes."""
+        a = {key: jnp.asarray(value) for key, value in arrays.items()}
+        return cls(
+            Grid(
+                arrays["grid_low"], arrays["grid_high"], np.asarray(arrays["grid_cells"]).tolist()
+            ),
+            a["ts"],
+            a["densities"],
+            a["data_density"],
+            {key[5:]: value for key, value in a.items() if key.startswith("diag_")},
+            float(arrays["dt"]),
+            a["num_steps"],
+        )
 
 
 def _box(domain, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +238,8 @@ def solve_fokker_planck(
     Euler, default ``dt``: 10 × that limit). ``dt`` is shortened so that ``t1`` is a whole
     number of steps and of save intervals; an explicit ``dt`` above the limit raises
     ``ValueError``. Diagnostics and densities are saved at ``n_saves`` evenly spaced times.
-    The box must hold all but ``tolerance`` of both laws' mass.
+    The box must hold all but ``tolerance`` of both laws' mass. A non-finite density stops
+    the stepping (``status == "nonfinite"``).
     """
     if normalisation not in NORMALISATIONS:
         raise ValueError(
@@ -222,15 +271,15 @@ def solve_fokker_planck(
     intervals = n_saves - 1
     substeps = max(1, math.ceil(t1 / (intervals * dt) - 1e-9))
     step = t1 / (intervals * substeps)
-    ts, densities, diag = _integrate(op, masses, step, intervals, substeps, method, newton_steps)
+    densities, diag, n = _scan(op, masses, step, intervals, substeps, method, newton_steps)
     return FokkerPlanckSolution(
         grid=grid,
-        ts=jnp.asarray(ts),
+        ts=jnp.asarray(np.linspace(0.0, step * intervals * substeps, intervals + 1)),
         densities=densities,
         data_density=op.data_masses / grid.volume,
         diagnostics=diag,
         dt=step,
-        num_steps=intervals * substeps,
+        num_steps=n,
     )
 
 
@@ -263,30 +312,32 @@ def _implicit_step(op: FokkerPlanckOperator, m_old: Array, dt, newton_steps: int
 
 @eqx.filter_jit
 def _scan(op, masses, dt, intervals: int, substeps: int, method: str, newton_steps: int):
-    def step(carry, _):
-        m, worst = carry
-        if method == "explicit":
-            return (m + dt * op(m), worst), None
-        m, res = _implicit_step(op, m, dt, newton_steps)
-        return (m, jnp.maximum(worst, res)), None
+    """Steps between saves in a ``while_loop`` that stops at the first non-finite state."""
 
-    def interval(m, _):
-        zero = jnp.zeros((), m.dtype)
-        (m, worst), _ = jax.lax.scan(step, (m, zero), None, length=substeps)
+    def step(carry):
+        m, worst, k = carry
+        if method == "explicit":
+            return m + dt * op(m), worst, k + 1
+        m, res = _implicit_step(op, m, dt, newton_steps)
+        return m, jnp.maximum(worst, res), k + 1
+
+    def running(carry):
+        m, _, k = carry
+        return (k < substeps) & jnp.all(jnp.isfinite(m))
+
+    def interval(carry, _):
+        m, n = carry
+        zero = jnp.zeros((), jnp.int32)
+        m, worst, k = jax.lax.while_loop(running, step, (m, jnp.zeros((), m.dtype), zero))
         diag = _diagnostics(op, m)
         if method == "implicit":
             diag["newton_residual"] = worst
-        return m, (m, diag)
+        return (m, n + k), (m, diag)
 
-    _, (history, diag) = jax.lax.scan(interval, masses, None, length=intervals)
+    start = (masses, jnp.zeros((), jnp.int32))
+    (_, n), (history, diag) = jax.lax.scan(interval, start, None, length=intervals)
     first = _diagnostics(op, masses)
     if method == "implicit":
         first["newton_residual"] = jnp.zeros((), masses.dtype)
     diag = {k: jnp.concatenate([first[k][None], v]) for k, v in diag.items()}
-    return jnp.concatenate([masses[None], history]) / op.grid.volume, diag
-
-
-def _integrate(op, masses, dt, intervals, substeps, method, newton_steps):
-    densities, diag = _scan(op, masses, dt, intervals, substeps, method, newton_steps)
-    ts = np.linspace(0.0, dt * intervals * substeps, intervals + 1)
-    return ts, densities, diag
+    return jnp.concatenate([masses[None], history]) / op.grid.volume, diag, n

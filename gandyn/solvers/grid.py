@@ -20,7 +20,8 @@ diffrax's step-size controllers (built on error estimates) do not express.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -391,6 +392,10 @@ class GridTrajectory(eqx.Module):
       ``steps``: steps taken so far, ``t``: time actually reached);
     - ``snapshot_ts (S,)`` and ``snapshots`` (a :class:`GridState` of ``(S, *cells)`` masses);
     - ``final`` state and ``num_steps``.
+
+    Stepping stops at the first non-finite state (``status == "nonfinite"``), which is then
+    ``final``; ``t`` stays at the start of the failed step. The saves before it keep their
+    values, those after it repeat the failed state.
     """
 
     ts: Float[Array, " T"]
@@ -402,16 +407,61 @@ class GridTrajectory(eqx.Module):
 
     @property
     def status(self) -> str:
-        """``ok``, or ``max_steps`` if the step budget ran out before the last save time."""
+        """``ok``; ``nonfinite`` if the state went non-finite (stepping stopped there);
+        ``max_steps`` if the step budget ran out before the last save time."""
+        if nonfinite_cells(self.final.generator) or nonfinite_cells(self.final.critic):
+            return "nonfinite"
         return "ok" if bool(self.diagnostics["t"][-1] >= self.ts[-1]) else "max_steps"
 
     def failure_report(self) -> str | None:
-        if self.status == "ok":
+        """One line: when the run stopped and, if non-finite, in which cells."""
+        status, t = self.status, float(self.diagnostics["t"][-1])
+        if status == "ok":
             return None
-        return (
-            f"step budget exhausted ({int(self.num_steps)} CFL steps) at "
-            f"t = {float(self.diagnostics['t'][-1]):.6g} < {float(self.ts[-1]):.6g}"
+        if status == "max_steps":
+            return (
+                f"step budget exhausted ({int(self.num_steps)} CFL steps) at "
+                f"t = {t:.6g} < {float(self.ts[-1]):.6g}"
+            )
+        where = [
+            f"{name} cells {cells}"
+            for name in ("generator", "critic")
+            if (cells := nonfinite_cells(getattr(self.final, name)))
+        ]
+        return f"non-finite state in step {int(self.num_steps)}, from t = {t:.6g}: " + ", ".join(
+            where
         )
+
+    def as_arrays(self) -> dict[str, Array]:
+        """The trajectory as named arrays (for stage checkpoints; :meth:`from_arrays`)."""
+        return {
+            "ts": self.ts,
+            "snapshot_ts": self.snapshot_ts,
+            "snapshots_generator": self.snapshots.generator,
+            "snapshots_critic": self.snapshots.critic,
+            "final_generator": self.final.generator,
+            "final_critic": self.final.critic,
+            "num_steps": self.num_steps,
+        } | {f"diag_{name}": value for name, value in self.diagnostics.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> GridTrajectory:
+        """The trajectory :meth:`as_arrays` describes."""
+        a = {key: jnp.asarray(value) for key, value in arrays.items()}
+        return cls(
+            a["ts"],
+            {key[5:]: value for key, value in a.items() if key.startswith("diag_")},
+            a["snapshot_ts"],
+            GridState(a["snapshots_generator"], a["snapshots_critic"]),
+            GridState(a["final_generator"], a["final_critic"]),
+            a["num_steps"],
+        )
+
+
+def nonfinite_cells(masses, limit: int = 8) -> list:
+    """The first ``limit`` cells (C order; index tuples in 2-D) holding a non-finite value."""
+    bad = np.argwhere(~np.isfinite(np.asarray(masses)))[:limit]
+    return [int(i[0]) if len(i) == 1 else tuple(int(k) for k in i) for i in bad]
 
 
 def solve_continuity(
@@ -432,7 +482,8 @@ def solve_continuity(
     land on the save times. A fixed ``dt`` is checked against the same limit at the start
     and at every step; a violation raises ``ValueError``. Diagnostics are recorded at
     ``save_ts`` (default 201 evenly spaced times), masses at ``snapshot_ts`` plus 0 and
-    ``t1`` (these join the save times).
+    ``t1`` (these join the save times). A non-finite state stops the stepping
+    (``status == "nonfinite"``).
     """
     limit = CFL_LIMITS[problem.scheme]
     t1 = float(t1)
@@ -493,6 +544,10 @@ def _cfl_message(scheme: str, dt: float, number: float, t: float, outflow) -> st
     )
 
 
+def _finite(state: GridState) -> Bool[Array, ""]:
+    return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
+
+
 @eqx.filter_jit
 def _run(problem, state, ts, snap_index, snapshot_ts, dt, courant, max_steps: int):
     two_stage = problem.scheme == "muscl"
@@ -512,14 +567,17 @@ def _run(problem, state, ts, snap_index, snapshot_ts, dt, courant, max_steps: in
             dy1, outflow1 = problem.rate(y1)
             y1 = jax.tree_util.tree_map(lambda a, b, c: 0.5 * (a + b + step * c), y, y1, dy1)
             number = jnp.maximum(number, step * outflow1)
-        t = jnp.where(step == t_next - t, t_next, t + step)
+        t_new = jnp.where(step == t_next - t, t_next, t + step)
+        t = jnp.where(_finite(y1), t_new, t)  # a failed step does not advance
         return t, y1, t_next, jnp.maximum(used, number), n + 1
 
     def advance(carry, inputs):
         t, y, n, snaps = carry
         t_next, index = inputs
         t, y, _, used, n = jax.lax.while_loop(
-            lambda c: (c[0] < c[2]) & (c[4] < max_steps), body, (t, y, t_next, zero, n)
+            lambda c: (c[0] < c[2]) & (c[4] < max_steps) & _finite(c[1]),
+            body,
+            (t, y, t_next, zero, n),
         )
         slot = jnp.maximum(index, 0)
         snaps = jax.tree_util.tree_map(
