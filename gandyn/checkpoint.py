@@ -15,8 +15,8 @@ import json
 import os
 import signal
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from .solvers.particles import (
     Diagnostic,
@@ -31,12 +32,13 @@ from .solvers.particles import (
     MeanFieldState,
     Trajectory,
     save_grid,
-    simulate,
+    simulate_steps,
 )
 
 FAULT_ENV = "GANDYN_FAULT_INJECT"
 """Testing aid: ``kill-before-rename:K`` or ``kill-after-checkpoint:K`` makes the process
-SIGKILL itself while writing, or right after writing, checkpoint ``K``."""
+SIGKILL itself while writing, or right after writing, the ``K``-th checkpoint file it
+writes (counting from 0, stages and segments alike)."""
 
 KEEP = 3
 
@@ -44,12 +46,39 @@ KEEP = 3
 @dataclass(frozen=True)
 class CheckpointSpec:
     """Where and how often: ``directory`` for the ``ckpt-*.npz`` files, ``every`` in time
-    units (a multiple of the step). ``resume`` continues from the newest good file."""
+    units (a multiple of the step; ``None``: :func:`default_interval`). ``resume``
+    continues from the newest good file."""
 
     directory: Path
-    every: float
+    every: float | None = None
     resume: bool = False
     """Continue from the newest good checkpoint (from the start if there is none)."""
+    origin: str = ""
+    """What run the files belong to (e.g. JSON of the experiment, resolved config and
+    gandyn version): written into every file; resuming from a file of another origin
+    raises :class:`StaleCheckpoint`."""
+
+    def within(self, name: str) -> CheckpointSpec:
+        """The same spec for a part of the run, in the sub-folder ``name``."""
+        return replace(self, directory=self.directory / name)
+
+    def interval(self, t1: float, step: float) -> float:
+        """The checkpoint interval for a run of ``t1`` in steps of ``step``."""
+        return default_interval(t1, step) if self.every is None else self.every
+
+
+SEGMENTS = 10
+"""Checkpoints per run at the default interval."""
+
+
+def default_interval(t1: float, step: float) -> float:
+    """About ``t1 / SEGMENTS``, a whole number of steps, preferring a divisor of the
+    number of steps (equal segments share one compiled solve)."""
+    n_steps = max(1, round(t1 / step))
+    target = max(1, round(n_steps / SEGMENTS))
+    near = [per for per in range(max(1, target // 2), 2 * target + 1) if n_steps % per == 0]
+    per = min(near, key=lambda p: abs(p - target)) if near else target
+    return per * step
 
 
 def segment_bounds(t0: float, t1: float, dt: float, every: float) -> list[tuple[int, int]]:
@@ -72,32 +101,83 @@ def _digest(arrays: Mapping[str, np.ndarray]) -> str:
     return sha.hexdigest()
 
 
-def _fault(point: str, index: int) -> None:
-    if os.environ.get(FAULT_ENV) == f"{point}:{index}":
+class StaleCheckpoint(RuntimeError):
+    """A checkpoint written by another run (another config or gandyn version)."""
+
+
+def _check_origin(spec: CheckpointSpec, arrays: dict[str, np.ndarray], path: Path) -> dict:
+    """``arrays`` without their ``origin``, which must be ``spec.origin``."""
+    origin = str(arrays.pop("origin", ""))
+    if origin != spec.origin:
+        raise StaleCheckpoint(
+            f"{path} was written by another run ({origin or 'unrecorded'}), not this one "
+            f"({spec.origin or 'unrecorded'}); remove the checkpoints to start afresh"
+        )
+    return arrays
+
+
+_written = [0]
+"""Checkpoint files this process has written (what ``FAULT_ENV`` counts)."""
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == f"{point}:{_written[0]}":
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_checkpoint(directory: Path, index: int, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write checkpoint ``index`` atomically; keep the newest ``KEEP`` files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"ckpt-{index:06d}.npz"
-    partial = directory / f".ckpt-{index:06d}.npz.partial"
-    payload = dict(arrays) | {"sha256": np.array(_digest(arrays))}
+def _write_atomic(path: Path, arrays: Mapping[str, np.ndarray], origin: str = "") -> None:
+    """``arrays``, ``origin`` and their SHA-256 to ``path``: temporary file, fsync, rename,
+    fsync the folder. A reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    payload = dict(arrays) | ({"origin": np.array(origin)} if origin else {})
+    payload |= {"sha256": np.array(_digest(payload))}
     with partial.open("wb") as stream:
         np.savez(stream, allow_pickle=False, **payload)
         stream.flush()
         os.fsync(stream.fileno())
-    _fault("kill-before-rename", index)
-    os.replace(partial, final)
-    dir_fd = os.open(directory, os.O_RDONLY)
+    _fault("kill-before-rename")
+    os.replace(partial, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    _fault("kill-after-checkpoint", index)
+    _fault("kill-after-checkpoint")
+    _written[0] += 1
+
+
+def write_checkpoint(
+    directory: Path, index: int, arrays: Mapping[str, np.ndarray], origin: str = ""
+) -> Path:
+    """Write checkpoint ``index`` atomically; keep the newest ``KEEP`` files."""
+    final = directory / f"ckpt-{index:06d}.npz"
+    _write_atomic(final, arrays, origin)
     for old in sorted(directory.glob("ckpt-*.npz"))[:-KEEP]:
         old.unlink()
     return final
+
+
+def stage(
+    spec: CheckpointSpec | None, name: str, compute: Callable[[], Mapping[str, Any]]
+) -> dict[str, np.ndarray]:
+    """The arrays of one stage of a run, computed once: ``compute()`` is called and its
+    result saved as ``stages/NAME.npz`` (atomically), unless ``spec.resume`` finds that
+    file whole, in which case it is read instead (a damaged one is recomputed, with a
+    warning). Without a ``spec``, just ``compute()``."""
+    if spec is None:
+        return {key: np.asarray(jax.device_get(v)) for key, v in compute().items()}
+    path = spec.directory / "stages" / f"{name}.npz"
+    if spec.resume and path.exists():
+        try:
+            saved = read_checkpoint(path)
+        except ValueError as err:
+            warnings.warn(f"{err}; computing stage {name!r} again", stacklevel=2)
+        else:
+            return _check_origin(spec, saved, path)
+    arrays = {key: np.asarray(jax.device_get(v)) for key, v in compute().items()}
+    _write_atomic(path, arrays, spec.origin)
+    return arrays
 
 
 def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
@@ -113,35 +193,136 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def latest_checkpoint(directory: Path) -> dict[str, np.ndarray] | None:
-    """The newest good checkpoint in ``directory`` (warning about each bad one skipped)."""
-    for path in sorted(directory.glob("ckpt-*.npz"), reverse=True):
+def latest_checkpoint(spec: CheckpointSpec) -> dict[str, np.ndarray] | None:
+    """The newest good checkpoint in ``spec.directory`` (warning about each bad one
+    skipped; :class:`StaleCheckpoint` if it belongs to another run)."""
+    for path in sorted(spec.directory.glob("ckpt-*.npz"), reverse=True):
         try:
-            return read_checkpoint(path)
+            arrays = read_checkpoint(path)
         except ValueError as err:
             warnings.warn(f"{err}; falling back to the previous checkpoint", stacklevel=2)
+            continue
+        return _check_origin(spec, arrays, path)
     return None
 
 
-def _segment_saves(global_steps: np.ndarray, k_a: int, k_b: int) -> np.ndarray:
-    local = global_steps[(global_steps > k_a) & (global_steps <= k_b)] - k_a
-    return np.concatenate([[0], local]) if k_a == 0 else local
+@dataclass
+class Segments:
+    """What :func:`run_segments` returns: the ``records`` of every finished segment joined
+    along their first axis, the ``carry`` after the last one, how many segments ran
+    (``done``, counting those restored from a checkpoint), whether the last one reported
+    a failure (``failed``) and whether Ctrl-C stopped the run (``interrupted``)."""
+
+    records: dict[str, np.ndarray]
+    carry: Any
+    done: int
+    failed: bool = False
+    interrupted: bool = False
+
+
+def _to_host(tree) -> list[np.ndarray]:
+    """The leaves of ``tree`` as NumPy arrays (PRNG keys as their raw key data)."""
+    leaves = []
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        leaves.append(np.asarray(jax.device_get(leaf)))
+    return leaves
+
+
+def _from_host(like, leaves: list[np.ndarray]):
+    """``leaves`` (from :func:`_to_host`) put back into the structure of ``like``."""
+    template, treedef = jax.tree.flatten(like)
+    if len(template) != len(leaves):
+        raise ValueError(f"checkpoint holds {len(leaves)} arrays, the run needs {len(template)}")
+    restored = []
+    for old, new in zip(template, leaves, strict=True):
+        if isinstance(old, jax.Array) and jnp.issubdtype(old.dtype, jax.dtypes.prng_key):
+            restored.append(
+                jax.random.wrap_key_data(jnp.asarray(new), impl=jax.random.key_impl(old))
+            )
+            continue
+        if np.shape(old) != new.shape or np.asarray(old).dtype != new.dtype:
+            raise ValueError(
+                f"checkpoint array {new.dtype}{list(new.shape)} does not match the run's "
+                f"{np.asarray(old).dtype}{list(np.shape(old))}: was the config changed?"
+            )
+        restored.append(jnp.asarray(new))
+    return jax.tree.unflatten(treedef, restored)
+
+
+Segment = Callable[[int, Any], tuple[Mapping[str, Any], Any, bool]]
+
+
+def run_segments(
+    spec: CheckpointSpec | None,
+    carry,
+    count: int,
+    segment: Segment,
+    *,
+    progress: bool = False,
+) -> Segments:
+    """Run ``segment(index, carry) -> (records, carry, ok)`` for ``index = 0..count−1``.
+
+    With a ``spec``, after each segment that is ``ok`` the records so far and the new
+    carry (any pytree of arrays, PRNG keys included) are written as checkpoint ``index``;
+    with ``spec.resume`` the run restarts after the newest good checkpoint. The loop stops
+    after a segment that is not ``ok`` (its records are kept, nothing is written) and on
+    Ctrl-C (the segment in flight is lost, everything before it is kept). Without a
+    ``spec`` nothing is written. ``progress`` shows a bar over the segments.
+    """
+    store = _Accumulator()
+    first = 0
+    if spec is not None and spec.resume:
+        saved = latest_checkpoint(spec)
+        if saved is not None:
+            first = int(saved["segment"]) + 1
+            n_carry = sum(1 for name in saved if name.startswith("carry_"))
+            carry = _from_host(carry, [saved[f"carry_{i}"] for i in range(n_carry)])
+            store = _Accumulator({k[4:]: v for k, v in saved.items() if k.startswith("rec_")})
+    done, failed, interrupted = first, False, False
+    bar = tqdm(total=count, initial=first, unit="segment", disable=not progress)
+    try:
+        for index in range(first, count):
+            try:
+                records, new_carry, ok = segment(index, carry)
+                jax.block_until_ready(new_carry)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            for name, value in records.items():
+                store.add(name, value)
+            carry, done = new_carry, index + 1
+            bar.update()
+            if not ok:
+                failed = True
+                break
+            if spec is not None:
+                arrays = {f"rec_{k}": v for k, v in store.joined().items()}
+                arrays |= {f"carry_{i}": v for i, v in enumerate(_to_host(carry))}
+                arrays |= {"segment": np.array(index)}
+                write_checkpoint(spec.directory, index, arrays, spec.origin)
+    finally:
+        bar.close()
+    return Segments(store.joined(), carry, done, failed, interrupted)
 
 
 class _Accumulator:
-    """Diagnostics and snapshots gathered segment by segment (NumPy, host memory)."""
+    """Records gathered segment by segment (NumPy, host memory)."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray] | None = None):
-        self.arrays: dict[str, list[np.ndarray]] = {}
-        for name, value in (arrays or {}).items():
-            if name.startswith(("diag_", "snap_")) or name == "ts":
-                self.arrays[name] = [value]
+        self.arrays: dict[str, list[np.ndarray]] = {k: [v] for k, v in (arrays or {}).items()}
 
     def add(self, name: str, value) -> None:
         self.arrays.setdefault(name, []).append(np.asarray(jax.device_get(value)))
 
     def joined(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate(parts) for name, parts in self.arrays.items()}
+
+
+def _padded(times: np.ndarray, size: int) -> jax.Array:
+    """``times`` repeated at their last entry up to ``size`` (a fixed shape per segment)."""
+    return jnp.asarray(np.concatenate([times, np.full(size - times.size, times[-1])]))
 
 
 def simulate_checkpointed(
@@ -160,103 +341,67 @@ def simulate_checkpointed(
 
     Returns the same :class:`Trajectory` as one call would, assembled from the segments;
     stops at the first segment that does not finish ``ok``. Ctrl-C between or during
-    segments returns what was computed with status ``interrupted``.
+    segments returns what was computed with status ``interrupted``. Segments of equal
+    length share one compiled solve (their save and snapshot times are padded to one
+    shape; the padding is dropped).
     """
     t0 = 0.0
-    bounds = segment_bounds(t0, t1, dt, spec.every)
-    global_steps = np.round((save_grid(t0, t1, dt) - t0) / dt).astype(int)
+    bounds = segment_bounds(t0, t1, dt, spec.interval(t1, dt))
+    save_steps = np.round((save_grid(t0, t1, dt) - t0) / dt).astype(int)
     snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, float)]))
-    first = 0
-    store = _Accumulator()
-    saved = None
-    if spec.resume:
-        saved = latest_checkpoint(spec.directory)
-    if spec.resume and saved is not None:
-        first = int(saved["segment"]) + 1
-        state = MeanFieldState(
-            jnp.asarray(saved["state_generator"]), jnp.asarray(saved["state_critic"])
-        )
-        store = _Accumulator(saved)
-    trajectory: Trajectory | None = None
-    interrupted = False
-    steps_done = bounds[first - 1][1] if first > 0 else 0
-    for index in range(first, len(bounds)):
-        k_a, k_b = bounds[index]
-        a = t0 + k_a * dt
-        b = t1 if k_b == bounds[-1][1] else t0 + k_b * dt
-        local = _segment_saves(global_steps, k_a, k_b)
-        save_ts = a + dt * local
-        save_ts[local == k_b - k_a] = b
-        wanted = snapshot_ts[(snapshot_ts >= a) & (snapshot_ts <= b)]
-        if index > 0:
-            wanted = wanted[wanted > a]
-        try:
-            trajectory = simulate(
-                problem,
-                state,
-                t0=a,
-                t1=b,
-                dt=dt,
-                solver=solver,
-                save_ts=save_ts,
-                snapshot_ts=wanted,
-                diagnostics=diagnostics,
-                progress_meter=diffrax.TqdmProgressMeter() if progress else None,
-            )
-            jax.block_until_ready(trajectory)
-        except KeyboardInterrupt:
-            interrupted = True
-            break
-        store.add("ts", trajectory.ts)
-        for name, value in trajectory.diagnostics.items():
-            store.add(f"diag_{name}", value)
-        keep = np.isin(np.asarray(trajectory.snapshot_ts), wanted)
-        store.add("snap_ts", np.asarray(trajectory.snapshot_ts)[keep])
-        store.add("snap_generator", np.asarray(trajectory.snapshots.generator)[keep])
-        store.add("snap_critic", np.asarray(trajectory.snapshots.critic)[keep])
-        state = trajectory.final
-        steps_done += int(trajectory.num_steps)
-        if trajectory.status != "ok":
-            break
-        write_checkpoint(
-            spec.directory,
-            index,
-            store.joined()
-            | {
-                "segment": np.array(index),
-                "t": np.array(b),
-                "state_generator": np.asarray(state.generator),
-                "state_critic": np.asarray(state.critic),
-            },
-        )
-    return _assemble(store.joined(), trajectory, state, interrupted, t0, steps_done)
+    windows = []
+    for index, (k_a, k_b) in enumerate(bounds):
+        steps = t0 + dt * np.arange(k_a, k_b + 1)
+        steps[-1] = t1 if index == len(bounds) - 1 else steps[-1]
+        saves = steps[save_steps[(save_steps >= k_a) & (save_steps <= k_b)] - k_a]
+        after = snapshot_ts > steps[0] if index else snapshot_ts >= steps[0]
+        windows.append((steps, saves, snapshot_ts[after & (snapshot_ts <= steps[-1])]))
+    n_saves = max(saves.size for _, saves, _ in windows)
+    n_snaps = max(max(snaps.size for *_, snaps in windows), 1)
+    last: list[Trajectory] = []
 
+    def segment(index: int, state: MeanFieldState):
+        steps, saves, snaps = windows[index]
+        trajectory = simulate_steps(
+            problem,
+            state,
+            jnp.asarray(steps),
+            _padded(saves, n_saves),
+            _padded(snaps if snaps.size else steps[-1:], n_snaps),
+            solver=solver,
+            diagnostics=diagnostics,
+        )
+        last[:] = [trajectory]
+        kept = slice(1 if index else 0, saves.size)  # a segment's first save ends the last
+        records = {f"diag_{k}": v[kept] for k, v in trajectory.diagnostics.items()}
+        records |= {
+            "ts": trajectory.ts[kept],
+            "steps": np.asarray(trajectory.num_steps)[None],
+            "snap_ts": trajectory.snapshot_ts[: snaps.size],
+            "snap_generator": trajectory.snapshots.generator[: snaps.size],
+            "snap_critic": trajectory.snapshots.critic[: snaps.size],
+        }
+        return records, trajectory.final, trajectory.status == "ok"
 
-def _assemble(
-    arrays: dict[str, np.ndarray],
-    last: Trajectory | None,
-    state: MeanFieldState,
-    interrupted: bool,
-    t0: float,
-    steps_done: int,
-) -> Trajectory:
-    diagnostics = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}
+    run = run_segments(spec, state, len(bounds), segment, progress=progress)
+    arrays = run.records
+    stopped = last[0] if run.failed else None
+    diagnostics_so_far = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}
     ts = jnp.asarray(arrays.get("ts", np.array([t0])))
-    final_t = ts[-1] if last is None or last.status == "ok" else last.final_t
-    result = diffrax.RESULTS.successful if last is None else last.result
     snapshots = MeanFieldState(
-        jnp.asarray(arrays["snap_generator"]), jnp.asarray(arrays["snap_critic"])
+        jnp.asarray(arrays.get("snap_generator", np.zeros((0, *state.generator.shape)))),
+        jnp.asarray(arrays.get("snap_critic", np.zeros((0, *state.critic.shape)))),
     )
     return Trajectory(
         ts=ts,
-        diagnostics=diagnostics,
-        snapshot_ts=jnp.asarray(arrays["snap_ts"]),
+        diagnostics=diagnostics_so_far,
+        snapshot_ts=jnp.asarray(arrays.get("snap_ts", np.zeros(0))),
         snapshots=snapshots,
-        final=state,
-        final_t=jnp.asarray(final_t),
-        result=result,
-        num_steps=jnp.asarray(steps_done),
-        interrupted=interrupted,
+        final=run.carry,
+        final_t=jnp.asarray(ts[-1] if stopped is None else stopped.final_t),
+        result=diffrax.RESULTS.successful if stopped is None else stopped.result,
+        num_steps=jnp.asarray(int(arrays.get("steps", np.zeros(0, int)).sum())),
+        interrupted=run.interrupted,
     )
 
 

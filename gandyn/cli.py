@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -75,11 +76,31 @@ def _progress(flag: bool | None) -> bool:
 
 
 def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bool) -> None:
-    """Run, print the summary, write the folder, exit with the run's status."""
-    from .io import write_run
+    """Run, print the summary, write the folder, exit with the run's status. Ctrl-C marks
+    a checkpointed run ``interrupted`` (its checkpoints stay for ``gandyn resume``)."""
+    import shutil
+
+    from .checkpoint import StaleCheckpoint
+    from .io import write_json, write_run
 
     start = time.perf_counter()
-    result = experiment.run(config, options)
+    try:
+        result = experiment.run(config, options)
+    except StaleCheckpoint as err:
+        _fail(str(err))
+        return
+    except KeyboardInterrupt:
+        if options.checkpoint is None:
+            raise
+        message = (
+            f"interrupted (Ctrl-C); the work done so far is kept in {out / 'checkpoints'} "
+            "(finished stages as stages/NAME.npz)"
+        )
+        run_json = json.loads((out / "run.json").read_text())
+        write_json(out / "summary.json", {"status": "interrupted"})
+        write_json(out / "run.json", run_json | {"status": "interrupted", "message": message})
+        typer.echo(f"error: {message}; continue with: gandyn resume {out}", err=True)
+        raise typer.Exit(code=130) from None
     meta = meta | {"elapsed_s": round(time.perf_counter() - start, 3)}
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
@@ -95,11 +116,52 @@ def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bo
         meta=meta,
         in_place=in_place,
     )
+    if in_place and result.status == "ok":
+        shutil.rmtree(options.checkpoint.directory, ignore_errors=True)
     typer.echo(f"wrote {out}")
     if result.status != "ok":
         hint = f"; continue with: gandyn resume {out}" if result.status == "interrupted" else ""
         typer.echo(f"error: {result.message or result.status}{hint}", err=True)
         raise typer.Exit(code=130 if result.status == "interrupted" else 1)
+
+
+def _origin(name: str, config: dict[str, Any]) -> str:
+    """What a run's checkpoints belong to: experiment, resolved config, gandyn version."""
+    from . import __version__
+
+    return json.dumps({"experiment": name, "config": config, "gandyn": __version__})
+
+
+def parse_interval(raw: str, config: dict[str, Any]) -> float | None:
+    """``--checkpoint-every``: ``auto`` (``None``: about ten checkpoints per run), ``off``
+    (no checkpoints: ``0.0``), a time ``T`` or ``N steps`` (``N dt``); checked against the
+    config's step ``dt`` where it has one."""
+    text = raw.strip().lower()
+    if text == "auto":
+        return None
+    if text == "off":
+        return 0.0
+    steps = text.endswith("steps")
+    try:
+        number = float(text.removesuffix("steps").strip())
+    except ValueError:
+        raise ConfigError(
+            f"--checkpoint-every: expected auto, off, a time T or 'N steps', got {raw!r}"
+        ) from None
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"--checkpoint-every: must be positive, got {raw!r}")
+    if "dt" not in config:
+        if steps:
+            raise ConfigError("--checkpoint-every: this experiment has no step dt; give a time")
+        return number
+    from .checkpoint import segment_bounds
+
+    every = number * config["dt"] if steps else number
+    try:
+        segment_bounds(0.0, config["t1"], config["dt"], every)
+    except ValueError as err:
+        raise ConfigError(f"--checkpoint-every: {err}") from None
+    return every
 
 
 def _check_devices(devices: int, config: dict[str, Any], available: int) -> None:
@@ -112,19 +174,51 @@ def _check_devices(devices: int, config: dict[str, Any], available: int) -> None
             )
 
 
+RUNTIME_BYTES = 512 * 2**20
+"""Memory of the process beyond a run's arrays (compiler, runtime; measured 120–410 MiB
+on CPU by benchmarks/memory.py), added to every estimate."""
+
+
+def _capped(config: dict[str, Any], keys: tuple[str, ...], cap: int) -> dict[str, Any]:
+    """``config`` with the integer (list) values of ``keys`` cut to at most ``cap``."""
+    return config | {
+        k: [min(v, cap) for v in config[k]] if isinstance(config[k], list) else min(config[k], cap)
+        for k in keys
+    }
+
+
 def _check_memory(experiment, config: dict[str, Any], devices: int) -> None:
-    """Refuse a run whose estimated peak memory exceeds what the device has free."""
+    """Refuse a run whose estimated peak memory exceeds what the device has free, with the
+    largest sizes (``experiment.size_keys`` cut to one bound) that would fit."""
+    import numpy as np
+
     from .io import available_memory, format_bytes
 
     if experiment.memory is None:
         return
-    need, free = experiment.memory(config) / devices, available_memory()
-    if need > free:
-        raise ConfigError(
-            f"memory: this run needs about {format_bytes(need)} per device, only "
-            f"{format_bytes(free)} is available; use fewer particles (n_gen, n_critic), "
-            "fewer saves or snapshots (t1/dt, n_snapshots), or more --devices"
-        )
+    free = available_memory()
+
+    def need(config: dict[str, Any]) -> float:
+        return experiment.memory(config) / devices + RUNTIME_BYTES
+
+    if need(config) <= free:
+        return
+    hint = ""
+    keys = experiment.size_keys
+    if keys and need(_capped(config, keys, 1)) <= free:
+        low, high = 1, max(max(np.atleast_1d(config[k])).item() for k in keys)
+        while high - low > 1:  # bisect the largest size that fits
+            mid = (low + high) // 2
+            low, high = (mid, high) if need(_capped(config, keys, mid)) <= free else (low, mid)
+        fits = _capped(config, keys, low)
+        hint = "; it would fit with " + ", ".join(f"{k}={json.dumps(fits[k])}" for k in keys)
+    elif keys:
+        hint = f"; it does not fit even with {', '.join(keys)} cut to 1"
+    raise ConfigError(
+        f"memory: this run needs about {format_bytes(need(config))} per device (including "
+        f"{format_bytes(RUNTIME_BYTES)} for the runtime), only {format_bytes(free)} is "
+        f"available{hint}; or split it over more --devices"
+    )
 
 
 @app.command()
@@ -139,9 +233,12 @@ def run(
     out: Annotated[Path | None, typer.Option(help="run folder (default runs/NAME)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     checkpoint_every: Annotated[
-        float | None,
-        typer.Option(help="checkpoint every T time units (a multiple of dt) into OUT"),
-    ] = None,
+        str,
+        typer.Option(
+            help="checkpoint into OUT/checkpoints every T time units or 'N steps'; auto: "
+            "about ten per run; off: none (checkpoints are removed once a run is ok)"
+        ),
+    ] = "auto",
     progress: Annotated[
         bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
     ] = None,
@@ -156,7 +253,7 @@ def run(
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
-    from .checkpoint import CheckpointSpec, segment_bounds
+    from .checkpoint import CheckpointSpec
     from .experiments.registry import RunOptions
     from .io import check_out_dir, start_run_folder
 
@@ -168,33 +265,30 @@ def run(
         check_out_dir(out, overwrite)
         _check_devices(devices, config, jax.device_count())
         _check_memory(experiment, config, devices)
-        if checkpoint_every is not None:
-            if not experiment.checkpointable:
-                raise ConfigError(f"--checkpoint-every: experiment {name!r} cannot checkpoint")
-            try:
-                segment_bounds(0.0, config["t1"], config["dt"], checkpoint_every)
-            except ValueError as err:
-                raise ConfigError(f"--checkpoint-every: {err}") from None
+        every = parse_interval(checkpoint_every, config)
     except ConfigError as err:
         _fail(str(err))
         return
-    meta = {"plots": plots, "x64": x64, "checkpoint_every": checkpoint_every}
+    meta = {"plots": plots, "x64": x64, "checkpoint_every": every}
     spec = None
-    if checkpoint_every is not None:
+    if every != 0.0:
         start_run_folder(out, overwrite, config, meta | {"experiment": name})
-        spec = CheckpointSpec(out / "checkpoints", checkpoint_every)
+        spec = CheckpointSpec(out / "checkpoints", every, origin=_origin(name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec, devices=devices)
     _finish(experiment, config, out, meta, options, overwrite=overwrite)
 
 
 @app.command()
 def resume(
-    folder: Annotated[Path, typer.Argument(help="a run folder made with --checkpoint-every")],
+    folder: Annotated[Path, typer.Argument(help="a run or sweep folder left unfinished")],
     progress: Annotated[
         bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
     ] = None,
 ) -> None:
-    """Continue a checkpointed run from its newest good checkpoint."""
+    """Continue an unfinished run or sweep from its newest good checkpoint."""
+    if (folder / "sweep.json").exists():
+        _resume_sweep(folder, progress)
+        return
     import jax
 
     from . import experiments  # noqa: F401  (registers them)
@@ -205,10 +299,10 @@ def resume(
         meta = json.loads((folder / "run.json").read_text())
         config_overrides = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
-        _fail(f"{folder} is not a readable gandyn run folder ({err})")
+        _fail(f"{folder} is not a readable gandyn run or sweep folder ({err})")
         return
-    if meta.get("checkpoint_every") is None:
-        _fail(f"{folder} was not run with --checkpoint-every; nothing to resume")
+    if meta.get("checkpoint_every") == 0.0:
+        _fail(f"{folder} was run with --checkpoint-every off; nothing to resume")
         return
     if meta.get("status") == "ok":
         _fail(f"{folder} is complete (status ok); nothing to resume")
@@ -221,7 +315,9 @@ def resume(
         _fail(f"{folder}/config.json: {err}")
         return
     keep = {key: meta.get(key) for key in ("plots", "x64", "checkpoint_every")}
-    spec = CheckpointSpec(folder / "checkpoints", meta["checkpoint_every"], resume=True)
+    spec = CheckpointSpec(
+        folder / "checkpoints", meta["checkpoint_every"], True, _origin(experiment.name, config)
+    )
     options = RunOptions(progress=_progress(progress), checkpoint=spec)
     _finish(experiment, config, folder, keep, options, overwrite=True)
 
@@ -275,30 +371,87 @@ def sweep_command(
         typer.Option("--series", help="keep a recorded time series (e.g. critic_mean)"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing sweep folder")] = False,
+    progress: Annotated[
+        bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
+    ] = None,
     plots: Annotated[bool, typer.Option(help="write PNG heat-maps and line plots")] = True,
     x64: Annotated[bool, typer.Option(help="compute in float64")] = True,
 ) -> None:
-    """Run an experiment on a grid of values in one compiled call; write sweep.nc and plots."""
+    """Run an experiment on a grid of values, one compiled call per chunk of runs, in the
+    folder OUT: first sweep.json (the settings, status running), then each chunk's outcomes
+    in OUT/checkpoints as it finishes, then sweep.nc and plots (status ok; the checkpoints
+    are deleted). Ctrl-C stops with status interrupted; `gandyn resume OUT` continues."""
+    import shutil
+
     import jax
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
     from .io import check_out_dir
-    from .sweep import sweep, write_sweep
+    from .sweep import plan_sweep, write_sweep_record
 
     out = Path("runs") / f"{name}-sweep" if out is None else out
     try:
         values = parse_grid(grid or [])
         base = parse_set(set_ or [])
         check_out_dir(out, overwrite)
-        dataset = sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
+        plan = plan_sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
     except ConfigError as err:
         _fail(str(err))
         return
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    settings = {"experiment": name, "grid": plan.values, "set": base, "chunk": chunk}
+    settings |= {"devices": devices, "series": series or [], "plots": plots, "x64": x64}
+    write_sweep_record(out, settings, "running")
+    _resume_sweep(out, progress, plan)
+
+
+def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
+    """Run the sweep recorded in ``folder/sweep.json`` (``plan``: that sweep, already
+    checked and compiled), reading back the chunks in its checkpoints; write sweep.nc and
+    plots in place, mark it ok and delete the checkpoints. Ctrl-C marks it interrupted."""
+    import shutil
+
+    import jax
+
+    from . import experiments  # noqa: F401  (registers them)
+    from .checkpoint import CheckpointSpec
+    from .sweep import plan_sweep, write_sweep, write_sweep_record
+
+    try:
+        record = json.loads((folder / "sweep.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        _fail(f"{folder} is not a readable gandyn sweep folder ({err})")
+        return
+    if record.get("status") == "ok":
+        _fail(f"{folder} is complete (status ok); nothing to resume")
+        return
+    if plan is None:
+        jax.config.update("jax_enable_x64", bool(record.get("x64", True)))
+        try:
+            args = [record[key] for key in ("experiment", "grid", "set")]
+            options = {key: record[key] for key in ("chunk", "devices", "series")}
+            plan = plan_sweep(*args, **options)
+        except KeyError as err:
+            _fail(f"{folder}/sweep.json: missing {err}")
+            return
+        except ConfigError as err:
+            _fail(f"{folder}/sweep.json: {err}")
+            return
+    spec = CheckpointSpec(folder / "checkpoints", resume=True)
+    try:
+        dataset = plan.run(spec, progress=_progress(progress))
+        write_sweep(dataset, folder, plots=record["plots"], meta=record, in_place=True)
+    except KeyboardInterrupt:
+        write_sweep_record(folder, record, "interrupted")
+        typer.echo(f"error: interrupted; continue with: gandyn resume {folder}", err=True)
+        raise typer.Exit(code=130) from None
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     shape = " x ".join(f"{key} ({size})" for key, size in dataset.sizes.items())
     typer.echo(f"swept {shape}: outcomes {', '.join(map(str, dataset.data_vars))}")
-    write_sweep(dataset, out, overwrite=overwrite, plots=plots)
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {folder}")
 
 
 def main() -> None:

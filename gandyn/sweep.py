@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointSpec, stage
 from .experiments.registry import ConfigError, Experiment, get_experiment, resolve_config
 from .io import available_memory, format_bytes
 
@@ -150,6 +154,7 @@ def sweep(
     devices: int = 1,
     max_memory: int | None = None,
     series: Sequence[str] = (),
+    checkpoint: CheckpointSpec | None = None,
 ) -> xarray.Dataset:
     """The outcomes of ``experiment`` on the Cartesian product of ``grid``.
 
@@ -165,7 +170,9 @@ def sweep(
       the chunk is rounded up to a multiple of it);
     - ``max_memory``: bytes the sweep may use (default :func:`available_memory`);
     - ``series``: names of recorded time series (diagnostics of a particle experiment,
-      e.g. ``critic_mean``) to keep as variables ``series_<name>`` over a dimension ``t``.
+      e.g. ``critic_mean``) to keep as variables ``series_<name>`` over a dimension ``t``;
+    - ``checkpoint``: save each chunk's outcomes as it finishes; with ``checkpoint.resume``
+      the chunks already saved are read back, not computed (see :meth:`SweepPlan.run`).
 
     Continuous keys (see the module doc) are ``vmap`` ped in one compiled call per chunk,
     discrete keys loop outside it. Before running, the memory of the grid is estimated
@@ -177,8 +184,90 @@ def sweep(
     outcomes are named ``<outcome>_<axis>``); ``attrs`` hold the experiment's name and the
     resolved config of the keys not swept, as JSON.
     """
-    import xarray as xr
+    plan = plan_sweep(
+        experiment, grid, base, chunk=chunk, devices=devices, max_memory=max_memory, series=series
+    )
+    return plan.run(checkpoint)
 
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """A sweep checked and compiled by :func:`plan_sweep`, ready to :meth:`run`."""
+
+    experiment: str
+    values: dict[str, list[Any]]
+    fixed: dict[str, Any]
+    """The resolved config of the keys not swept."""
+    order: list[str]
+    """The swept keys as the runs are laid out: discrete keys, then continuous ones."""
+    shapes: dict[str, Any]
+    """Shape and dtype of each outcome of one run."""
+    n: int
+    """Points of the continuous grid (the last chunk repeats the last one up to ``chunk``)."""
+    starts: range
+    """Start of each chunk in the continuous grid."""
+    blocks: list[tuple[str, Callable[[int], Mapping[str, Any]]]]
+    """Per combination of the discrete keys: its checkpoint name and its compiled call,
+    mapping a chunk's start to the chunk's outcomes."""
+
+    def run(
+        self, checkpoint: CheckpointSpec | None = None, *, progress: bool = False
+    ) -> xarray.Dataset:
+        """The dataset of :func:`sweep`. With a ``checkpoint``, each chunk's outcomes are
+        saved as the stage ``chunk-<combination>-<digest>-<start>`` (the digest is that of
+        the sweep's settings; see :func:`gandyn.checkpoint.stage`), so with
+        ``checkpoint.resume`` only the chunks not saved yet are computed and the dataset is
+        the same, bit for bit. ``progress`` shows a bar over the chunks."""
+        import xarray as xr
+
+        results = []
+        total = len(self.blocks) * len(self.starts)
+        with tqdm(total=total, unit="chunk", disable=not progress) as bar:
+            for name, call in self.blocks:
+                parts = []
+                for start in self.starts:
+                    parts.append(
+                        stage(checkpoint, f"{name}-{start}", functools.partial(call, start))
+                    )
+                    bar.update()
+                results.append(
+                    {k: np.concatenate([p[k] for p in parts])[: self.n] for k in parts[0]}
+                )
+
+        lengths = [len(self.values[k]) for k in self.order]
+        coords = {key: np.asarray(v) for key, v in self.values.items()}
+        if "series_t" in self.shapes:
+            coords["t"] = results[0]["series_t"].reshape(-1, self.shapes["series_t"].size)[0]
+        data_vars = {}
+        for name, shape in self.shapes.items():
+            if name == "series_t":
+                continue
+            stacked = np.stack([r[name] for r in results]).reshape(*lengths, *shape.shape)
+            extra = [f"{name}_{axis}" for axis in range(shape.ndim)]
+            if name.startswith("series_"):
+                extra[0] = "t"
+            dims = self.order + extra
+            target = list(self.values) + extra
+            data_vars[name] = (target, np.transpose(stacked, [dims.index(d) for d in target]))
+        return xr.Dataset(
+            data_vars,
+            coords=coords,
+            attrs={"experiment": self.experiment, "config": json.dumps(self.fixed)},
+        )
+
+
+def plan_sweep(
+    experiment: str | Experiment,
+    grid: Mapping[str, Sequence[Any]],
+    base: Mapping[str, Any] | None = None,
+    *,
+    chunk: int | None = None,
+    devices: int = 1,
+    max_memory: int | None = None,
+    series: Sequence[str] = (),
+) -> SweepPlan:
+    """Everything :func:`sweep` checks and compiles before running anything (the same
+    arguments), so a :class:`ConfigError` comes before any work is done or written."""
     exp = _experiment(experiment)
     if series:
         assert exp.outcomes is not None
@@ -214,36 +303,29 @@ def sweep(
 
     chunk = min(n_cont if chunk is None else chunk, n_cont)
     chunk = -(-chunk // devices) * devices
-    cont_points = _cartesian([values[k] for k in continuous], config, continuous)
-
+    points = _cartesian([values[k] for k in continuous], config, continuous)
+    padded = -(-n_cont // chunk) * chunk
+    points = {k: np.concatenate([v, np.repeat(v[-1:], padded - n_cont)]) for k, v in points.items()}
+    batch = tuple((key, str(jnp.asarray(points[key][:1]).dtype)) for key in continuous)
     blocks = []
-    for point in itertools.product(*(values[k] for k in discrete)):
+    for index, point in enumerate(itertools.product(*(values[k] for k in discrete))):
         run_config = config | dict(zip(discrete, point, strict=True))
-        block = _run_block(
-            exp, run_config, continuous, cont_points, chunk, devices, n_total * per_run, limit
-        )
-        blocks.append(block)
-
-    names = [name for name in shapes if name != "series_t"]
-    order = discrete + continuous
-    lengths = [len(values[k]) for k in order]
-    data_vars = {}
-    coords = {key: np.asarray(v) for key, v in values.items()}
-    if series:
-        coords["t"] = np.asarray(blocks[0]["series_t"]).reshape(-1, shapes["series_t"].size)[0]
-    for name in names:
-        stacked = np.stack([b[name] for b in blocks]).reshape(*lengths, *shapes[name].shape)
-        extra = [f"{name}_{axis}" for axis in range(shapes[name].ndim)]
-        if name.startswith("series_"):
-            extra[0] = "t"
-        dims = order + extra
-        target = list(values) + extra
-        data_vars[name] = (target, np.transpose(stacked, [dims.index(d) for d in target]))
-    fixed = {k: v for k, v in config.items() if k not in values}
-    return xr.Dataset(
-        data_vars,
-        coords=coords,
-        attrs={"experiment": exp.name, "config": json.dumps(fixed)},
+        config_json = json.dumps(run_config, sort_keys=True)
+        compiled, sharding = _compile(exp.outcomes, config_json, batch, chunk, devices)
+        _check_memory(compiled, n_cont, chunk, n_total * per_run, limit)
+        what = [exp.name, config_json, {k: values[k] for k in continuous}, batch, chunk, devices]
+        digest = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
+        call = functools.partial(_run_chunk, compiled, sharding, points, chunk)
+        blocks.append((f"chunk-{index}-{digest}", call))
+    return SweepPlan(
+        experiment=exp.name,
+        values=values,
+        fixed={k: v for k, v in config.items() if k not in values},
+        order=discrete + continuous,
+        shapes=shapes,
+        n=n_cont,
+        starts=range(0, padded, chunk),
+        blocks=blocks,
     )
 
 
@@ -266,9 +348,10 @@ def _compile(
     chunk: int,
     devices: int,
 ):
-    """``vmap(outcomes)`` over the keys of ``batch`` (name, dtype), compiled for ``chunk``
-    points split over the first ``devices`` devices, at the config ``config_json``, and the
-    sharding its inputs take; cached, so repeated sweeps compile once."""
+    """``vmap(outcomes)`` over the keys of ``batch`` (name, dtype; none: ``chunk`` copies
+    of one run), compiled for ``chunk`` points split over the first ``devices`` devices, at
+    the config ``config_json``, and the sharding its inputs take; cached, so repeated sweeps
+    compile once."""
     config = json.loads(config_json)
 
     def one(values):
@@ -277,77 +360,75 @@ def _compile(
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:devices]), ("configs",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("configs"))
     shapes = {key: jax.ShapeDtypeStruct((chunk,), dtype, sharding=sharding) for key, dtype in batch}
-    return jax.jit(jax.vmap(one)).lower(shapes).compile(), sharding
+    return jax.jit(jax.vmap(one, axis_size=chunk)).lower(shapes).compile(), sharding
 
 
-def _run_block(
-    exp: Experiment,
-    config: dict[str, Any],
-    keys: Sequence[str],
-    points: dict[str, np.ndarray],
-    chunk: int,
-    devices: int,
-    output_bytes: int,
-    limit: int,
-) -> dict[str, np.ndarray]:
-    """Outcomes at every point of the continuous grid (``(n, ...)`` per outcome), for one
-    combination of the discrete keys, ``chunk`` points per compiled call."""
-    assert exp.outcomes is not None
-    outcomes = exp.outcomes
-    if not keys:
-        out = jax.device_get(jax.jit(lambda: outcomes(config))())
-        return {name: np.asarray(v)[None] for name, v in out.items()}
-    n = next(iter(points.values())).shape[0]
-    padded = -(-n // chunk) * chunk
-    points = {k: np.concatenate([v, np.repeat(v[-1:], padded - n)]) for k, v in points.items()}
-    batch = tuple((key, str(jnp.asarray(points[key][:1]).dtype)) for key in keys)
-    config_json = json.dumps(config, sort_keys=True)
-    compiled, sharding = _compile(outcomes, config_json, batch, chunk, devices)
+def _check_memory(compiled, n: int, chunk: int, output_bytes: int, limit: int) -> None:
+    """Refuse a grid of ``n`` runs whose outcomes (``output_bytes``) and one compiled chunk
+    in flight (XLA's memory analysis) need more than ``limit`` bytes."""
     stats = compiled.memory_analysis()
-    if stats is not None:
-        in_flight = (
-            stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+    if stats is None:
+        return
+    in_flight = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+    if output_bytes + in_flight > limit:
+        fits = max(0, (limit - output_bytes) * chunk // max(in_flight, 1))
+        hint = f"pass chunk <= {fits}" if fits >= 1 else "sweep a smaller grid"
+        raise ConfigError(
+            f"grid: {n:,} runs, {chunk:,} per compiled call, need about "
+            f"{format_bytes(output_bytes + in_flight)} ({format_bytes(in_flight)} per chunk "
+            f"in flight, {format_bytes(output_bytes)} of outcomes), more than the "
+            f"{format_bytes(limit)} available; " + hint
         )
-        if output_bytes + in_flight > limit:
-            fits = max(0, (limit - output_bytes) * chunk // max(in_flight, 1))
-            hint = f"pass chunk <= {fits}" if fits >= 1 else "sweep a smaller grid"
-            raise ConfigError(
-                f"grid: {n:,} runs, {chunk:,} per compiled call, need about "
-                f"{format_bytes(output_bytes + in_flight)} ({format_bytes(in_flight)} per chunk "
-                f"in flight, {format_bytes(output_bytes)} of outcomes), more than the "
-                f"{format_bytes(limit)} available; " + hint
-            )
-    parts = []
-    for start in range(0, padded, chunk):
-        inputs = {k: v[start : start + chunk] for k, v in points.items()}
-        out = compiled(jax.device_put(inputs, sharding))
-        parts.append(jax.device_get(out))
-    return {name: np.concatenate([p[name] for p in parts])[:n] for name in parts[0]}
+
+
+def _run_chunk(compiled, sharding, points: dict[str, np.ndarray], chunk: int, start: int):
+    """The outcomes of the ``chunk`` points of ``points`` from ``start``."""
+    inputs = {k: v[start : start + chunk] for k, v in points.items()}
+    return compiled(jax.device_put(inputs, sharding))
 
 
 def write_sweep(
-    dataset: xarray.Dataset, out: Path, *, overwrite: bool = False, plots: bool = True
+    dataset: xarray.Dataset,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    plots: bool = True,
+    meta: Mapping[str, Any] | None = None,
+    in_place: bool = False,
 ) -> list[Path]:
-    """Write ``sweep.nc`` (NetCDF 3, read back with ``xarray.load_dataset``), ``run.json``
-    (experiment, swept keys, environment) and, if ``plots``, heat-maps and line plots into
-    ``out``: staged in a temporary sibling folder renamed into place at the end, so an
-    error leaves ``out`` as it was."""
-    from .io import environment, staged_folder, write_json
+    """Write ``sweep.nc`` (NetCDF 3, read back with ``xarray.load_dataset``), ``sweep.json``
+    (experiment, swept keys, config, environment, status ``ok``, and ``meta``) and, if
+    ``plots``, heat-maps and line plots into ``out``: staged in a temporary sibling folder
+    renamed into place at the end, so an error leaves ``out`` as it was. ``in_place`` (the
+    folder of a checkpointed sweep) replaces the files one by one, ``sweep.json`` last."""
+    from .io import staged_folder
 
-    with staged_folder(out, overwrite=overwrite) as staging:
+    record = {
+        "experiment": dataset.attrs["experiment"],
+        "grid": {key: dataset[key].values.tolist() for key in dataset.coords},
+        "config": json.loads(dataset.attrs["config"]),
+    } | dict(meta or {})
+    with staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
         dataset.to_netcdf(staging / "sweep.nc", engine="scipy")
-        run = {
-            "experiment": dataset.attrs["experiment"],
-            "grid": {key: dataset[key].values.tolist() for key in dataset.coords},
-            "config": json.loads(dataset.attrs["config"]),
-            "environment": environment(),
-        }
-        write_json(staging / "run.json", run)
         if plots:
             from .plotting.sweep import plot_sweep
 
             plot_sweep(dataset, staging)
+        if not in_place:
+            write_sweep_record(staging, record, "ok")
+    if in_place:
+        write_sweep_record(out, record, "ok")
     return sorted(Path(out).iterdir())
+
+
+def write_sweep_record(out: Path, record: Mapping[str, Any], status: str) -> None:
+    """``record`` with ``status`` and the environment as ``out/sweep.json``, replaced
+    atomically (a reader sees the old file or the new one)."""
+    from .io import environment, write_json
+
+    partial = out / ".sweep.json.partial"
+    write_json(partial, dict(record) | {"status": status, "environment": environment()})
+    os.replace(partial, out / "sweep.json")
 
 
 @eqx.filter_jit

@@ -153,10 +153,19 @@ def test_resume_refuses_complete_and_unrelated_folders(tmp_path):
     done = runner.invoke(app, ["resume", str(out)])
     assert done.exit_code == 2 and "complete" in done.output
     missing = runner.invoke(app, ["resume", str(tmp_path / "nothing")])
-    assert missing.exit_code == 2 and "not a readable gandyn run folder" in missing.output
+    assert missing.exit_code == 2 and "not a readable gandyn run or sweep folder" in missing.output
 
 
-@pytest.mark.parametrize("every,needle", [("0.333", "multiple of dt"), ("-1", "multiple of dt")])
+@pytest.mark.parametrize(
+    "every,needle",
+    [
+        ("0.333", "multiple of dt"),
+        ("-1", "must be positive"),
+        ("0", "must be positive"),
+        ("often", "expected auto, off"),
+        ("2.5steps", "multiple of dt"),
+    ],
+)
 def test_bad_checkpoint_interval_is_refused(tmp_path, every, needle):
     out = tmp_path / "x"
     result = runner.invoke(
@@ -168,3 +177,72 @@ def test_bad_checkpoint_interval_is_refused(tmp_path, every, needle):
 def test_segments_cover_the_run_exactly():
     assert segment_bounds(0.0, 2.0, 0.01, 0.5) == [(0, 50), (50, 100), (100, 150), (150, 200)]
     assert segment_bounds(0.0, 1.0, 0.1, 0.3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+
+def interrupt_at(monkeypatch, module, name, call):
+    """Make ``module.name`` raise KeyboardInterrupt (Ctrl-C) on its ``call``-th call."""
+    original, calls = getattr(module, name), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def test_ctrl_c_keeps_the_segments_done_and_resume_finishes_the_run(
+    tmp_path, reference, monkeypatch
+):
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, gd.checkpoint, "simulate_steps", 3)
+        stopped = runner.invoke(app, ["run", "toy-shift-linear", *ARGS, "--out", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    assert "gandyn resume" in stopped.output
+    summary, arrays = load(out)
+    assert summary["status"] == "interrupted"
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    # two segments of 0.5 done: the saves up to t = 1 are those of the uninterrupted run
+    assert arrays["ts"][-1] == pytest.approx(1.0)
+    n = len(arrays["ts"])
+    np.testing.assert_array_equal(arrays["diag_critic_mean"], reference[1]["diag_critic_mean"][:n])
+    resumed = runner.invoke(app, ["resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_in_a_staged_experiment_marks_it_interrupted_and_resume_finishes_it(
+    tmp_path, monkeypatch
+):
+    sets = ["resolutions=[20, 40]", "penalty_betas=[1.0]", "t1=0.5", "n_saves=6"]
+    args = ["run", "grid-blowup", *[a for s in sets for a in ("--set", s)], "--no-plots"]
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, [*args, "--out", str(whole)]).exit_code == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, gd.experiments.grids, "solve_continuity", 3)
+        stopped = runner.invoke(app, [*args, "--out", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    assert json.loads((out / "summary.json").read_text()) == {"status": "interrupted"}
+    assert len(list((out / "checkpoints" / "stages").glob("*.npz"))) == 2
+    assert runner.invoke(app, ["resume", str(out)]).exit_code == 0
+    assert_same_run(out, load(whole))
+
+
+def test_resume_refuses_checkpoints_of_another_config(tmp_path):
+    out = tmp_path / "run"
+    killed = gandyn_cli(
+        "run",
+        "toy-shift-linear",
+        *ARGS,
+        "--out",
+        str(out),
+        env={FAULT_ENV: "kill-after-checkpoint:1"},
+    )
+    assert killed.returncode == -9
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(config | {"c": 0.3}))
+    resumed = runner.invoke(app, ["resume", str(out)])
+    assert resumed.exit_code == 2 and "written by another run" in resumed.output

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import gandyn as gd
-from gandyn.cli import app, parse_set
+from gandyn.cli import RUNTIME_BYTES, app, parse_set
 
 TINY = [
     "--set",
@@ -149,7 +149,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(tmp_path, 
     need, need_small = experiment.memory(config), experiment.memory(small)
     # the estimate grows with the number of particles
     assert need > need_small > 0
-    monkeypatch.setattr(gd.io, "available_memory", lambda: need - 1)
+    monkeypatch.setattr(gd.io, "available_memory", lambda: need + RUNTIME_BYTES - 1)
     out = tmp_path / "big"
     result = runner.invoke(
         app,

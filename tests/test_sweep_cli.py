@@ -32,7 +32,8 @@ def test_sweep_writes_netcdf_and_plots(tmp_path):
     args += ["--set", "init_sampling=random", "--chunk", "3", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"sweep.nc", "run.json", "heatmaps.png", "lines.png"}
+    files = {p.name for p in out.iterdir()}
+    assert files == {"sweep.nc", "sweep.json", "heatmaps.png", "lines.png"}
     ds = xr.load_dataset(out / "sweep.nc", engine="scipy")
     assert list(ds.sizes) == ["seed", "c", "lam"] and ds["lam"].values.tolist() == [0.5, 2.0]
     config = SMALL | {"clip": "penalty", "beta": 8.0, "init_sampling": "random"}

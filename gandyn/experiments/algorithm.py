@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..solvers.algorithm import (
     WGANAlgorithm,
     train_wgan,
 )
+from . import memory
 from .common import (
     check_common,
     clip_params,
@@ -182,22 +184,24 @@ def _observed() -> dict:
     return {name: fn for name, fn in dg.default_diagnostics().items() if name in OBSERVABLES}
 
 
-def _train_seeds(config, problem, states, algorithm, keys, snapshot_ts) -> Trajectory:
-    """``train_wgan`` vmapped over seeds (initial states batched or shared, keys batched)."""
-    state_axis = None if states.generator.ndim == 2 else 0
-
-    def one(state, key):
-        return train_wgan(
-            problem,
-            state,
-            algorithm,
-            t1=config["t1"],
-            key=key,
-            snapshot_ts=snapshot_ts,
-            diagnostics=_observed(),
-        )
-
-    return jax.vmap(one, in_axes=(state_axis, 0))(states, keys)
+def _train_seeds(config, problem, states, algorithm, keys, snapshot_ts, options, part):
+    """``train_wgan`` over seeds (initial states batched or shared, keys batched),
+    checkpointed in the sub-folder ``part``; Ctrl-C propagates."""
+    runs = train_wgan(
+        problem,
+        states,
+        algorithm,
+        t1=config["t1"],
+        key=keys,
+        snapshot_ts=snapshot_ts,
+        diagnostics=_observed(),
+        batched=True,
+        checkpoint=None if options.checkpoint is None else options.checkpoint.within(part),
+        progress=options.progress,
+    )
+    if runs.interrupted:
+        raise KeyboardInterrupt
+    return runs
 
 
 def observable_gaps(reference: Trajectory, runs: Trajectory) -> np.ndarray:
@@ -242,17 +246,36 @@ def fit_slope(x, gaps) -> tuple[float, float]:
 
 
 def _nonfinite(label: str, runs: Trajectory) -> str | None:
-    bad = ~np.all(np.isfinite(np.asarray(runs.final.generator)), axis=(-2, -1)) | ~np.all(
-        np.isfinite(np.asarray(runs.final.critic)), axis=(-2, -1)
+    """Which seeds of ``runs`` went non-finite, when, and which particles first."""
+    bad = np.asarray(runs.final_t) < np.asarray(runs.ts[:, -1])
+    if not bad.any():
+        return None
+    seed = int(np.argmax(bad))
+    where = []
+    for name in ("generator", "critic"):
+        rows = ~np.all(np.isfinite(np.asarray(getattr(runs.final, name)[seed])), axis=1)
+        if rows.any():
+            where.append(f"{name} particles {np.flatnonzero(rows)[:8].tolist()}")
+    return (
+        f"{label}: {int(bad.sum())} of {bad.size} run(s) non-finite; seed {seed} at "
+        f"t = {float(runs.final_t[seed]):.6g} ({', '.join(where)})"
     )
-    return f"{label}: {int(bad.sum())} non-finite run(s)" if bad.any() else None
 
 
 def run(config: dict[str, Any], options: RunOptions) -> Result:
     t1 = config["t1"]
     snapshot_ts = np.linspace(0.0, t1, config["n_snapshots"])
     problem, state = _reference(config)
-    reference = integrate(config, options, problem, state, _observed())
+    spec = options.checkpoint
+    reference = integrate(
+        config,
+        replace(options, checkpoint=None if spec is None else spec.within("reference")),
+        problem,
+        state,
+        _observed(),
+    )
+    if reference.interrupted:
+        raise KeyboardInterrupt
     gen_law, critic_law = LAWS[config["model"]](config)
     messages = [reference.failure_report()]
 
@@ -263,8 +286,9 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
         keys = _seed_keys(config, 2 * i)
         states = _random_states(problem_w, gen_law, critic_law, width, keys)
         algorithm = _algorithm(config, config["width_eta"])
+        keys = _seed_keys(config, 2 * i + 1)
         width_runs = _train_seeds(
-            config, problem_w, states, algorithm, _seed_keys(config, 2 * i + 1), snapshot_ts
+            config, problem_w, states, algorithm, keys, snapshot_ts, options, f"width-{width}"
         )
         width_gaps.append(observable_gaps(reference, width_runs))
         messages.append(_nonfinite(f"width {width}", width_runs))
@@ -273,7 +297,10 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
     eta_gaps = []
     for j, eta in enumerate(etas):
         keys = _seed_keys(config, 1000 + j)[: config["seeds"] if stochastic else 1]
-        runs = _train_seeds(config, problem, state, _algorithm(config, eta), keys, snapshot_ts)
+        algorithm = _algorithm(config, eta)
+        runs = _train_seeds(
+            config, problem, state, algorithm, keys, snapshot_ts, options, f"eta-{j}"
+        )
         eta_gaps.append(observable_gaps(reference, runs))
         messages.append(_nonfinite(f"eta {eta}", runs))
 
@@ -284,10 +311,12 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
             problem, state, t1=t1, dt=config["dt"], snapshot_ts=snapshot_ts, diagnostics=_observed()
         )
     plain = WGANAlgorithm(config["dt"], updates="simultaneous")
-    literal = train_wgan(problem, state, plain, t1=t1, diagnostics=_observed())
+    literal = _train_seeds(
+        config, problem, state, plain, jax.random.key(0)[None], (), options, "literal"
+    )
     equivalence = max(
-        float(jnp.max(jnp.abs(euler.final.generator - literal.final.generator))),
-        float(jnp.max(jnp.abs(euler.final.critic - literal.final.critic))),
+        float(jnp.max(jnp.abs(euler.final.generator - literal.final.generator[0]))),
+        float(jnp.max(jnp.abs(euler.final.critic - literal.final.critic[0]))),
     )
 
     gap_w = np.stack(width_gaps)  # (widths, seeds, observables)
@@ -345,4 +374,15 @@ def plot(result: Result, out: Path) -> list[Path]:
     return plot_mean_field_vs_sgd(result, out)
 
 
-MEAN_FIELD_VS_SGD = register(Experiment("mean-field-vs-sgd", DOC, PARAMS, run, plot, check=check))
+MEAN_FIELD_VS_SGD = register(
+    Experiment(
+        "mean-field-vs-sgd",
+        DOC,
+        PARAMS,
+        run,
+        plot,
+        check=check,
+        memory=memory.mean_field_vs_sgd,
+        size_keys=("reference_width", "widths"),
+    )
+)

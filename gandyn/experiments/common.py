@@ -248,7 +248,7 @@ def particle_experiment(
         return summary | ({"series_t": trajectory.ts} | chosen if series else {})
 
     def memory(config: dict[str, Any]) -> int:
-        problem, state = build(config)
+        problem, state = jax.eval_shape(lambda: build(config))
         return estimate_memory(problem, state, config, diagnostics)
 
     return Experiment(
@@ -258,8 +258,8 @@ def particle_experiment(
         run,
         plot,
         check=check_common,
-        checkpointable=True,
         memory=memory,
+        size_keys=("n_gen", "n_critic"),
         outcomes=outcomes,
     )
 
@@ -277,6 +277,15 @@ STAGES = {
 """Vector-field evaluations a step of each solver keeps alive."""
 
 
+def recorded_size(problem: MeanFieldProblem, state: MeanFieldState, diagnostics: dict) -> int:
+    """Numbers ``diagnostics`` record per save (from shapes; ``problem`` and ``state`` may be
+    ``jax.ShapeDtypeStruct`` trees)."""
+    recorded = jax.eval_shape(
+        lambda p, s: {k: f(p, s) for k, f in diagnostics.items()}, problem, state
+    )
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(recorded))
+
+
 def estimate_memory(
     problem: MeanFieldProblem, state: MeanFieldState, config: dict[str, Any], diagnostics
 ) -> int:
@@ -285,10 +294,7 @@ def estimate_memory(
     nodes tables), the step grid, the recorded diagnostics and the snapshots."""
     itemsize = state.generator.dtype.itemsize
     particles = state.generator.size + state.critic.size
-    recorded = jax.eval_shape(
-        lambda: {k: f(problem, state) for k, f in (diagnostics or dg.default_diagnostics()).items()}
-    )
-    per_save = sum(leaf.size for leaf in jax.tree_util.tree_leaves(recorded))
+    per_save = recorded_size(problem, state, diagnostics or dg.default_diagnostics())
     game = problem.game
     nodes = game.data.size + game.latent.size
     blocks = 8 * game.chunk(nodes) * nodes

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -11,12 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Scalar, Vector
+from ..checkpoint import stage
 from ..constraints import HardClip, PenaltyClip
 from ..distributions import GaussianMixture, Normal
 from ..games import MeanFieldGame
-from ..solvers.fokker_planck import solve_fokker_planck
-from ..solvers.grid import ContinuityProblem, Grid, solve_continuity
+from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
+from ..solvers.grid import ContinuityProblem, Grid, GridTrajectory, solve_continuity
 from ..units import AbstractCriticUnit, AbstractGeneratorUnit, LinearCritic, ShiftUnit
+from . import memory
 from .common import check_data, data_law, data_params, finite_or_none
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
 
@@ -66,6 +69,18 @@ def _lost_mass(mean: float, std: float, low: float, high: float) -> float:
     return 0.5 * (math.erfc((high - mean) / (std * math.sqrt(2)))) + 0.5 * math.erfc(
         (mean - low) / (std * math.sqrt(2))
     )
+
+
+def finite_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with every non-finite float (lists included) as None: what a failed
+    run's post-processing gives for quantities past the failure."""
+
+    def clean(value):
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return finite_or_none(value) if isinstance(value, float) else value
+
+    return {key: clean(value) for key, value in summary.items()}
 
 
 def _check_interval(config: dict, key: str) -> tuple[float, float]:
@@ -154,8 +169,9 @@ def _check_blowup(config: dict[str, Any]) -> None:
     )
 
 
-def _blowup_runs(config: dict[str, Any], constraint, margin: float):
-    """One grid run per resolution: ``{cells: (GridTrajectory, critic Grid)}``."""
+def _blowup_runs(config: dict[str, Any], constraint, margin: float, spec, label: str):
+    """One grid run per resolution, each a checkpoint stage ``LABEL-cellsN``:
+    ``{cells: (GridTrajectory, critic Grid)}``."""
     gen_unit, critic_unit = MODELS[config["model"]]
     size = config["quadrature"]
     game = MeanFieldGame(
@@ -167,8 +183,10 @@ def _blowup_runs(config: dict[str, Any], constraint, margin: float):
     )
     c, t1 = config["c"], config["t1"]
     save_ts = np.linspace(0.0, t1, config["n_saves"])
-    gen_law = Normal(config["gen_init_mean"], config["gen_init_std"])
-    critic_law = Normal(config["critic_init_mean"], config["critic_init_std"])
+    laws = (
+        Normal(config["gen_init_mean"], config["gen_init_std"]),
+        Normal(config["critic_init_mean"], config["critic_init_std"]),
+    )
     finest = max(config["resolutions"])
     runs = {}
     for cells in config["resolutions"]:
@@ -179,33 +197,43 @@ def _blowup_runs(config: dict[str, Any], constraint, margin: float):
             Grid(-c - margin, c + margin, cells),
             scheme=config["scheme"],
         )
-        traj = solve_continuity(
+        solve = partial(
+            _grid_solve,
             problem,
-            problem.initial_state(gen_law, critic_law),
+            laws,
             t1=t1,
             save_ts=save_ts,
             snapshot_ts=save_ts if cells == finest else (),
         )
+        traj = GridTrajectory.from_arrays(stage(spec, f"{label}-cells{cells}", solve))
         runs[cells] = (traj, problem.critic_grid)
     return runs
 
 
-def _sup_exponent(runs: dict, index, finest_two: bool = False) -> float:
+def _grid_solve(problem: ContinuityProblem, laws, **kwargs) -> dict[str, Any]:
+    """:func:`solve_continuity` from the initial ``laws``, as arrays."""
+    return solve_continuity(problem, problem.initial_state(*laws), **kwargs).as_arrays()
+
+
+def _sup_exponent(runs: dict, index, finest_two: bool = False) -> float | None:
     """``p`` in ``sup ∝ Δx^{−p}``, fitted over the resolutions (or the two finest) at save
-    ``index``, or for the max over time if ``index`` is None."""
+    ``index``, or for the max over time (before any failure) if ``index`` is None; None if
+    a run has no finite value there."""
     items = sorted(runs.items())[-2:] if finest_two else sorted(runs.items())
     dx = [float(grid.spacing[0]) for _, (_, grid) in items]
     sup = [np.asarray(t.diagnostics["critic_sup"]) for _, (t, _) in items]
-    values = [s.max() if index is None else s[index] for s in sup]
-    return -loglog_slope(dx, values)
+    values = [np.nanmax(s) if index is None else s[index] for s in sup]
+    return -loglog_slope(dx, values) if np.all(np.isfinite(values)) else None
 
 
 def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
-    del options
+    spec = options.checkpoint
     c, finest = config["c"], max(config["resolutions"])
-    hard = _blowup_runs(config, HardClip(c), 0.0)
+    hard = _blowup_runs(config, HardClip(c), 0.0, spec, "hard")
     penalty = {
-        beta: _blowup_runs(config, PenaltyClip(c, beta), config["penalty_margin"])
+        beta: _blowup_runs(
+            config, PenaltyClip(c, beta), config["penalty_margin"], spec, f"penalty-beta{beta!r}"
+        )
         for beta in config["penalty_betas"]
     }
     traj, grid = hard[finest]
@@ -222,7 +250,7 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
         "resolutions": np.asarray(config["resolutions"]),
         "penalty_betas": np.asarray(config["penalty_betas"]),
     }
-    mass_error, density_min, ok = 0.0, np.inf, True
+    mass_error, density_min, failures = 0.0, np.inf, []
     labelled = [("hard", hard)] + [(f"penalty_{b:g}", runs) for b, runs in penalty.items()]
     for label, runs in labelled:
         for cells, (run, _) in runs.items():
@@ -230,9 +258,10 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
             arrays[f"sup_{label}_{cells}"] = diag["critic_sup"]
             arrays[f"wall_mass_{label}_{cells}"] = diag["critic_wall_mass"]
             for player in ("generator", "critic"):
-                mass_error = max(mass_error, float(np.abs(diag[f"{player}_mass"] - 1).max()))
-                density_min = min(density_min, float(diag[f"{player}_min"].min()))
-            ok = ok and run.status == "ok"
+                mass_error = max(mass_error, np.nanmax(np.abs(diag[f"{player}_mass"] - 1)))
+                density_min = min(density_min, np.nanmin(diag[f"{player}_min"]))
+            if run.status != "ok":
+                failures.append((run.status, f"{label} run, {cells} cells: {run.failure_report()}"))
     penalty_summary: dict[str, Any] = {}
     for beta, runs in penalty.items():
         penalty_summary[f"penalty_exponent_beta_{beta:g}"] = _sup_exponent(runs, None)
@@ -240,36 +269,37 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
             runs, None, finest_two=True
         )
         penalty_summary[f"penalty_sup_max_beta_{beta:g}"] = float(
-            np.asarray(runs[finest][0].diagnostics["critic_sup"]).max()
+            np.nanmax(runs[finest][0].diagnostics["critic_sup"])
         )
     sups = [penalty_summary[f"penalty_sup_max_beta_{b:g}"] for b in penalty]
     pre = None if contact is None or contact < 2 else contact // 2
     sup_fine = arrays[f"sup_hard_{finest}"]
     sup_next = arrays[f"sup_hard_{sorted(config['resolutions'])[-2]}"]
+    status = failures[0][0] if failures else "ok"
     summary = {
-        "status": "ok" if ok else "max_steps",
+        "status": status,
         "contact_time": None if contact is None else float(ts[contact]),
         "blowup_exponent": _sup_exponent(hard, None),
         "blowup_local_exponent": _sup_exponent(hard, None, finest_two=True),
-        "sup_max_finest": float(sup_fine.max()),
-        "wall_mass_max": float(wall.max()),
+        "sup_max_finest": float(np.nanmax(sup_fine)),
+        "wall_mass_max": float(np.nanmax(wall)),
         "pre_contact_time": None if pre is None else float(ts[pre]),
         "pre_contact_exponent": None if pre is None else _sup_exponent(hard, pre),
         "pre_contact_sup_change": None
         if pre is None
         else float(abs(sup_fine[pre] - sup_next[pre]) / sup_fine[pre]),
-        "mass_error": mass_error,
-        "density_min": density_min,
+        "mass_error": float(mass_error),
+        "density_min": float(density_min),
         **penalty_summary,
         "penalty_sup_grows_with_beta": bool(np.all(np.diff(sups) > 0)),
     }
     return Result(
         experiment="grid-blowup",
         config=config,
-        summary=summary,
+        summary=finite_summary(summary),
         trajectory=arrays,
-        status=summary["status"],
-        message=None if ok else "a grid run exhausted its step budget",
+        status=status,
+        message="; ".join(message for _, message in failures) or None,
     )
 
 
@@ -373,23 +403,26 @@ def _check_fp(dim: int):
 
 def _fp_run(name: str, dim: int):
     def run(config: dict[str, Any], options: RunOptions) -> Result:
-        del options
         data, initial = _fp_laws(config, dim)
         low, high = config["domain"]
-        try:
-            sol = solve_fokker_planck(
-                data,
-                initial,
-                (low, high),
-                config["cells"],
-                config["t1"],
-                normalisation=config["normalisation"],
-                method=config["method"],
-                dt=config["dt"] or None,
-                n_saves=config["n_saves"],
-            )
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
+
+        def solve():
+            try:
+                return solve_fokker_planck(
+                    data,
+                    initial,
+                    (low, high),
+                    config["cells"],
+                    config["t1"],
+                    normalisation=config["normalisation"],
+                    method=config["method"],
+                    dt=config["dt"] or None,
+                    n_saves=config["n_saves"],
+                ).as_arrays()
+            except ValueError as err:
+                raise ConfigError(str(err)) from err
+
+        sol = FokkerPlanckSolution.from_arrays(stage(options.checkpoint, "fokker-planck", solve))
         diag = {k: np.asarray(v) for k, v in sol.diagnostics.items()}
         js, chi2 = diag["js"], diag["chi2"]
         u_min, u_max = diag["u_min"], diag["u_max"]
@@ -401,8 +434,8 @@ def _fp_run(name: str, dim: int):
             return bool(np.all(np.diff(series) <= 1e-12 * max(series[0], 1e-300)))
 
         summary = {
-            "status": "ok",
-            "mass_error": float(np.abs(diag["mass"] - 1).max()),
+            "status": sol.status,
+            "mass_error": float(np.nanmax(np.abs(diag["mass"] - 1))),
             "js_initial": float(js[0]),
             "js_final": float(js[-1]),
             "chi2_initial": float(chi2[0]),
@@ -420,12 +453,12 @@ def _fp_run(name: str, dim: int):
             "max_principle": bool(
                 np.all(u_min >= u_min[0] * (1 - 1e-9)) and np.all(u_max <= u_max[0] * (1 + 1e-9))
             ),
-            "density_min": float(diag["density_min"].min()),
+            "density_min": float(np.nanmin(diag["density_min"])),
             "dt": sol.dt,
-            "steps": sol.num_steps,
+            "steps": int(sol.num_steps),
         }
         if "newton_residual" in diag:
-            summary["newton_residual_max"] = finite_or_none(diag["newton_residual"].max())
+            summary["newton_residual_max"] = float(diag["newton_residual"].max())
         arrays = {
             "ts": np.asarray(sol.ts),
             "densities": np.asarray(sol.densities),
@@ -433,7 +466,14 @@ def _fp_run(name: str, dim: int):
         }
         arrays |= {f"x{k}": np.asarray(sol.grid.axis_centres(k)) for k in range(dim)}
         arrays |= {f"diag_{k}": v for k, v in diag.items()}
-        return Result(experiment=name, config=config, summary=summary, trajectory=arrays)
+        return Result(
+            name,
+            config,
+            finite_summary(summary),
+            arrays,
+            status=sol.status,
+            message=sol.failure_report(),
+        )
 
     return run
 
@@ -452,7 +492,14 @@ def _plot_fp(result: Result, out_dir):
 
 GRID_BLOWUP = register(
     Experiment(
-        "grid-blowup", BLOWUP_DOC, BLOWUP_PARAMS, run_blowup, plot=_plot_blowup, check=_check_blowup
+        "grid-blowup",
+        BLOWUP_DOC,
+        BLOWUP_PARAMS,
+        run_blowup,
+        plot=_plot_blowup,
+        check=_check_blowup,
+        memory=memory.grid_blowup,
+        size_keys=("resolutions",),
     )
 )
 FP_JS_1D = register(
@@ -463,6 +510,8 @@ FP_JS_1D = register(
         _fp_run("fp-js-1d", 1),
         plot=_plot_fp,
         check=_check_fp(1),
+        memory=memory.fokker_planck(1),
+        size_keys=("cells",),
     )
 )
 FP_JS_2D = register(
@@ -473,5 +522,7 @@ FP_JS_2D = register(
         _fp_run("fp-js-2d", 2),
         plot=_plot_fp,
         check=_check_fp(2),
+        memory=memory.fokker_planck(2),
+        size_keys=("cells",),
     )
 )

@@ -31,6 +31,7 @@ overshoots. Exact least squares (the limit ``K → ∞`` when ``λ max(s², 1) <
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..checkpoint import stage
 from ..diagnostics import sliced_wasserstein1
 from ..distributions import GaussianMixture, Normal
 from ..games.js import (
@@ -55,7 +57,7 @@ from ..games.js import (
 )
 from ..measure import ParticleMeasure
 from ..solvers import SOLVERS
-from ..solvers.fokker_planck import solve_fokker_planck
+from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
 from ..solvers.gan_as_ode import (
     AffineGenerator,
     ExactDiscriminator,
@@ -67,8 +69,9 @@ from ..solvers.gan_as_ode import (
 )
 from ..solvers.js_flow import JSFlowProblem, simulate_js_flow
 from ..units import ACTIVATIONS
+from . import memory
 from .common import finite_or_none
-from .grids import ring_mixture
+from .grids import finite_summary, ring_mixture
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
 
 ESTIMATORS = ("kde", "neural", "exact")
@@ -190,15 +193,10 @@ def _flow_estimator(config, data, data_points, particles, fp, key):
     return NeuralDrift(disc)
 
 
-def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
-    data, init = _flow_laws(config)
-    key_x, key_d = jax.random.split(jax.random.key(config["seed"]))
-    n = config["n_particles"]
-    x0 = init.sample(key_x, n)
-    particles = ParticleMeasure(x0)
-    data_points = _points(data, config["quadrature"])
+def _flow_grid(config: dict[str, Any], data, init) -> dict[str, Any]:
+    """The Fokker–Planck solution on the grid (stage ``fokker-planck``)."""
     try:
-        fp = solve_fokker_planck(
+        return solve_fokker_planck(
             data,
             init,
             _box(data, init, config["margin"]),
@@ -206,15 +204,19 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
             config["t1"],
             normalisation=config["normalisation"],
             n_saves=config["n_saves"],
-        )
+        ).as_arrays()
     except ValueError as err:
         raise ConfigError(f"margin/cells: the grid solver refused the box: {err}") from err
-    jax.block_until_ready(fp.densities)
-    estimator = _flow_estimator(config, data, data_points, particles, fp, key_d)
+
+
+def _flow_particles(config, options: RunOptions, data, x0, fp, key) -> dict[str, Any]:
+    """The drift estimator's fit and the particle ODE (stage ``particle-flow``)."""
+    particles = ParticleMeasure(x0)
+    data_points = _points(data, config["quadrature"])
+    estimator = _flow_estimator(config, data, data_points, particles, fp, key)
     problem = JSFlowProblem(
         estimator, data_points, particles.weights, config["normalisation"], config["disc_rate"]
     )
-    meter = diffrax.TqdmProgressMeter() if options.progress else None
     traj = simulate_js_flow(
         problem,
         x0,
@@ -223,18 +225,37 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
         solver=config["solver"],
         save_ts=np.minimum(np.asarray(fp.ts), config["t1"]),
         snapshot_ts=np.linspace(0, config["t1"], 5),
-        progress_meter=meter,
+        progress_meter=diffrax.TqdmProgressMeter() if options.progress else None,
     )
-    jax.block_until_ready(traj.final.particles)
-    diag = {k: np.asarray(v) for k, v in traj.diagnostics.items()}
+    return {
+        "ts": traj.ts,
+        "snapshot_ts": traj.snapshot_ts,
+        "snapshots": traj.snapshots,
+        "final": traj.final.particles,
+        "status": np.asarray(traj.status),
+    } | {f"diag_{k}": v for k, v in traj.diagnostics.items()}
+
+
+def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
+    data, init = _flow_laws(config)
+    key_x, key_d = jax.random.split(jax.random.key(config["seed"]))
+    n = config["n_particles"]
+    x0 = init.sample(key_x, n)
+    spec = options.checkpoint
+    fp = FokkerPlanckSolution.from_arrays(
+        stage(spec, "fokker-planck", partial(_flow_grid, config, data, init))
+    )
+    flow = stage(
+        spec, "particle-flow", partial(_flow_particles, config, options, data, x0, fp, key_d)
+    )
+    diag = {k[5:]: v for k, v in flow.items() if k.startswith("diag_")}
     grid = {k: np.asarray(v) for k, v in fp.diagnostics.items()}
     mean_err = np.linalg.norm(diag["mean"] - grid["mean"], axis=1)
     var_err = np.linalg.norm(diag["variance"] - grid["variance"], axis=1)
     js = diag["js"]
     # i.i.d. particles: CLT standard errors of the moments at t1 and of their changes
     # since t = 0 (the changes cancel the initial sampling error; centre = grid mean at 0).
-    x1 = np.asarray(traj.final.particles)
-    x0 = np.asarray(x0)
+    x1, x0 = flow["final"], np.asarray(x0)
     centre = grid["mean"][0]
     m2_change = (x1 - centre) ** 2 - (x0 - centre) ** 2
     grid_m2 = grid["variance"] + (grid["mean"] - centre) ** 2
@@ -250,8 +271,12 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
             np.linalg.norm(m2_change.std(0)) / math.sqrt(n)
         ),
     }
+    failures = [(fp.status, fp.failure_report())] if fp.status != "ok" else []
+    if str(flow["status"]) != "ok":
+        failures.append((str(flow["status"]), f"particle flow: {flow['status']}"))
+    status = failures[0][0] if failures else "ok"
     summary = {
-        "status": traj.status,
+        "status": status,
         "mean_error_final": float(mean_err[-1]),
         "variance_error_final": float(var_err[-1]),
         "mean_error_max": float(mean_err.max()),
@@ -269,20 +294,24 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
         "js_final_grid": float(grid["js"][-1]),
         "js_max_increase": float(max(np.diff(js).max(), 0.0)),
         "js_drop": float(js[0] - js[-1]),
-        "dissipation_integral": float(np.trapezoid(diag["dissipation"], traj.ts)),
+        "dissipation_integral": float(np.trapezoid(diag["dissipation"], flow["ts"])),
         "data_distance_final": float(diag["data_distance"][-1]),
     }
-    arrays = {
-        "ts": np.asarray(traj.ts),
-        "snapshot_ts": np.asarray(traj.snapshot_ts),
-        "snapshots": np.asarray(traj.snapshots),
+    arrays = {key: flow[key] for key in ("ts", "snapshot_ts", "snapshots")} | {
         "fp_densities": np.asarray(fp.densities),
         "data_density": np.asarray(fp.data_density),
     }
     arrays |= {f"x{k}": np.asarray(fp.grid.axis_centres(k)) for k in range(config["dim"])}
     arrays |= {f"diag_{k}": v for k, v in diag.items()}
     arrays |= {f"grid_{k}": grid[k] for k in ("mean", "variance", "js")}
-    return Result("js-flow-particles", config, summary, arrays, status=traj.status)
+    return Result(
+        "js-flow-particles",
+        config,
+        finite_summary(summary),
+        arrays,
+        status=status,
+        message="; ".join(str(message) for _, message in failures) or None,
+    )
 
 
 # ----------------------------------------------------------------------------- gan-as-ode
@@ -334,8 +363,34 @@ def _check_gan(config: dict[str, Any]) -> None:
         )
 
 
+def _gan_reference(config, data, data_rule, latent, generator) -> dict[str, Any]:
+    """The particle ODE with the kernel drift from the generator's initial points, at the
+    snapshot times (stage ``reference-flow``)."""
+    flow = JSFlowProblem(
+        KDEDrift(data, config["bandwidth"], config["bandwidth_rule"]),
+        ParticleMeasure(data_rule.nodes, data_rule.weights),
+        latent.weights,
+        config["normalisation"],
+    )
+    n_iter, eps = config["n_iter"], config["eps"]
+    snap_ts = np.arange(0, n_iter + 1, config["snapshot_every"]) * eps
+    y0 = jax.vmap(generator)(latent.nodes)
+    reference = simulate_js_flow(
+        flow, y0, t1=n_iter * eps, dt=eps, save_ts=snap_ts, snapshot_ts=snap_ts
+    )
+    return {
+        "snapshots": reference.snapshots,
+        "data_distance": reference.diagnostics["data_distance"],
+    }
+
+
+def _gan_run(algorithm: GANAsODE, generator, n_iter: int, every: int) -> dict[str, Any]:
+    """One GAN-as-ODE run (stage ``gan-KK``): snapshots and per-iteration diagnostics."""
+    traj = run_gan_as_ode(algorithm, generator, n_iter, snapshot_every=every)
+    return {"snapshots": traj.snapshots} | {f"diag_{k}": v for k, v in traj.diagnostics.items()}
+
+
 def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
-    del options
     data = ring_mixture(config["ring_radius"], config["ring_components"], config["ring_std"])
     data_rule = data.quadrature(config["quadrature"])
     latent = Normal(np.zeros(2), 1.0).quadrature(config["latent_quadrature"])
@@ -362,25 +417,17 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
     else:
         model = KernelDiscriminator(data, config["bandwidth"], config["bandwidth_rule"])
     n_iter, every = config["n_iter"], config["snapshot_every"]
-    summary: dict[str, Any] = {"status": "ok"}
-    arrays: dict[str, np.ndarray] = {}
-
-    y0 = jax.vmap(generator)(latent.nodes)
-    flow = JSFlowProblem(
-        KDEDrift(data, config["bandwidth"], config["bandwidth_rule"]),
-        ParticleMeasure(data_rule.nodes, data_rule.weights),
-        latent.weights,
-        config["normalisation"],
+    spec = options.checkpoint
+    reference = stage(
+        spec, "reference-flow", partial(_gan_reference, config, data, data_rule, latent, generator)
     )
-    t1 = n_iter * config["eps"]
-    snap_ts = np.arange(0, n_iter + 1, every) * config["eps"]
-    reference = simulate_js_flow(
-        flow, y0, t1=t1, dt=config["eps"], save_ts=snap_ts, snapshot_ts=snap_ts
-    )
-    ref_snaps = np.asarray(reference.snapshots)
-    arrays["reference_snapshots"] = ref_snaps
-    arrays["reference_data_distance"] = np.asarray(reference.diagnostics["data_distance"])
-    weights = latent.weights
+    ref_snaps = reference["snapshots"]
+    arrays: dict[str, np.ndarray] = {
+        "reference_snapshots": ref_snaps,
+        "reference_data_distance": reference["data_distance"],
+    }
+    summary: dict[str, Any] = {}
+    weights, nonfinite = latent.weights, []
     for K in config["K_list"]:
         algorithm = GANAsODE(
             model,
@@ -392,20 +439,17 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
             optimizer=config["optimizer"],
             normalisation=config["normalisation"],
         )
-        traj = run_gan_as_ode(algorithm, generator, n_iter, snapshot_every=every)
-        jax.block_until_ready(traj.snapshots)
-        diag = {k: np.asarray(v) for k, v in traj.diagnostics.items()}
-        snaps = np.asarray(traj.snapshots)
+        run = stage(spec, f"gan-K{K}", partial(_gan_run, algorithm, generator, n_iter, every))
+        diag = {k[5:]: v for k, v in run.items() if k.startswith("diag_")}
+        snaps = run["snapshots"]
         path = np.asarray(
             jax.vmap(lambda a, b: sliced_wasserstein1(a, weights, b, weights))(
-                traj.snapshots, jnp.asarray(ref_snaps)
+                jnp.asarray(snaps), jnp.asarray(ref_snaps)
             )
         )
-        final_distance = sliced_wasserstein1(
-            traj.snapshots[-1], weights, data_rule.nodes, data_rule.weights
-        )
+        final_distance = sliced_wasserstein1(snaps[-1], weights, data_rule.nodes, data_rule.weights)
         if not np.all(np.isfinite(snaps)):
-            summary["status"] = "nonfinite"
+            nonfinite.append(K)
         ratio = diag["mse_after"] / np.maximum(diag["mse_before"], 1e-300)
         summary |= {
             f"K{K}_data_distance_initial": finite_or_none(diag["data_distance"][0]),
@@ -423,7 +467,9 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         "data_points": np.asarray(data_rule.nodes),
         "latent_weights": np.asarray(weights),
     }
-    return Result("gan-as-ode", config, summary, arrays, status=summary["status"])
+    status = "nonfinite" if nonfinite else "ok"
+    message = f"the generated points went non-finite for K = {nonfinite}" if nonfinite else None
+    return Result("gan-as-ode", config, {"status": status} | summary, arrays, status, message)
 
 
 # ----------------------------------------------------------------------------- mse-divergence
@@ -598,17 +644,37 @@ def _classify(study: _AffineStudy, paths: np.ndarray) -> np.ndarray:
     return np.where(converged, 0, np.where(two, 1, 2))
 
 
+def _threshold(study: _AffineStudy, etas) -> dict[str, Any]:
+    """:meth:`_AffineStudy.threshold` as arrays (NaN for None)."""
+    found, resolution = study.threshold(etas)
+    return {
+        "eta": np.nan if found is None else found,
+        "resolution": np.nan if resolution is None else resolution,
+    }
+
+
+def _lstsq(config: dict[str, Any], scale: float, etas) -> dict[str, Any]:
+    """The least-squares fits at one latent scale: final deviations, the measured rate
+    over iterations 40–80 and the path at the largest η."""
+    study = _AffineStudy(config, scale, "lstsq")
+    paths = study.paths(etas)
+    dev = study.deviation(paths)
+    rate = np.max((dev[:, 80] / dev[:, 40]) ** (1 / 40))
+    return {"deviation_final": dev[:, -1], "rate": rate, "path": paths[-1]}
+
+
 def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
-    del options
+    spec = options.checkpoint
     c = NORMALISATIONS[config["normalisation"]]
     eps, K, scale = config["eps"], config["K"], config["latent_scale"]
     etas = np.linspace(config["eta_min"], config["eta_max"], config["n_eta"])
     study = _AffineStudy(config, scale, "gradient")
-    paths = study.paths(etas)
-    classes = _classify(study, paths)
-    threshold, resolution = study.threshold(etas)
+    late = stage(spec, "sweep", lambda: {"paths": study.paths(etas)[:, -16:]})["paths"]
+    classes = _classify(study, late)
+    found = stage(spec, "threshold", partial(_threshold, study, etas))
+    threshold, resolution = finite_or_none(found["eta"]), finite_or_none(found["resolution"])
     linear = linear_threshold(eps, scale, K, c)
-    radii = study.jacobian_radius(etas)
+    radii = stage(spec, "jacobian", lambda: {"radius": study.jacobian_radius(etas)})["radius"]
     crossing = int(np.argmax(radii >= 1)) if np.any(radii >= 1) else None
     jac_threshold = None
     if crossing:
@@ -625,13 +691,13 @@ def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
     arrays = {
         "etas": etas,
         "classes": classes,
-        "late_a": paths[:, -16:, 0],
+        "late_a": late[..., 0],
         "jacobian_radius": radii,
     }
-    stable_path = study.paths(0.9 * linear)[0]
+    stable_path = stage(spec, "stable-path", lambda: {"path": study.paths(0.9 * linear)[0]})["path"]
     if threshold is not None:
         eta_c = threshold + config["cycle_offset"]
-        cycle = study.paths(eta_c)[0]
+        cycle = stage(spec, "cycle", lambda: {"path": study.paths(eta_c)[0]})["path"]
         summary |= {
             "cycle_eta": eta_c,
             "cycle_values": sorted(float(v) for v in cycle[-2:, 0]),
@@ -643,13 +709,11 @@ def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
     # Exact least squares on the same targets, every η and latent scale.
     ls_ok, ls_rates = [], []
     for s in sorted({scale, *config["latent_scales"]}):
-        ls = _AffineStudy(config, s, "lstsq")
-        ls_paths = ls.paths(etas)
-        dev = ls.deviation(ls_paths)
-        ls_ok.append(bool(np.all(dev[:, -1] < 1e-8)))
-        ls_rates.append(float(np.max((dev[:, 80] / dev[:, 40]) ** (1 / 40))))
+        ls = stage(spec, f"lstsq-scale{s!r}", partial(_lstsq, config, s, etas))
+        ls_ok.append(bool(np.all(ls["deviation_final"] < 1e-8)))
+        ls_rates.append(float(ls["rate"]))
         if s == scale:
-            arrays["ls_path"] = ls_paths[-1]
+            arrays["ls_path"] = ls["path"]
     mu_ls = max(abs(1 - c * eps), abs(1 - 0.5 * c * eps))
     summary |= {
         "ls_converges": all(ls_ok),
@@ -660,10 +724,10 @@ def run_mse(config: dict[str, Any], options: RunOptions) -> Result:
     by_scale, by_scale_linear = [], []
     for s in config["latent_scales"]:
         theory = linear_threshold(eps, s, K, c)
-        found, _ = _AffineStudy(config, s, "gradient").threshold(
-            np.linspace(0.5 * theory, 1.5 * theory, config["refine"] + 2)
-        )
-        by_scale.append(found)
+        bracket = np.linspace(0.5 * theory, 1.5 * theory, config["refine"] + 2)
+        study_s = _AffineStudy(config, s, "gradient")
+        found_s = stage(spec, f"threshold-scale{s!r}", partial(_threshold, study_s, bracket))
+        by_scale.append(finite_or_none(found_s["eta"]))
         by_scale_linear.append(theory)
     summary |= {
         "latent_scales": list(config["latent_scales"]),
@@ -688,12 +752,37 @@ def _plot(kind: str):
 
 JS_FLOW_PARTICLES = register(
     Experiment(
-        "js-flow-particles", FLOW_DOC, FLOW_PARAMS, run_flow, _plot("flow"), check=_check_flow
+        "js-flow-particles",
+        FLOW_DOC,
+        FLOW_PARAMS,
+        run_flow,
+        _plot("flow"),
+        check=_check_flow,
+        memory=memory.js_flow_particles,
+        size_keys=("n_particles",),
     )
 )
 GAN_AS_ODE = register(
-    Experiment("gan-as-ode", GAN_DOC, GAN_PARAMS, run_gan, _plot("gan"), check=_check_gan)
+    Experiment(
+        "gan-as-ode",
+        GAN_DOC,
+        GAN_PARAMS,
+        run_gan,
+        _plot("gan"),
+        check=_check_gan,
+        memory=memory.gan_as_ode,
+        size_keys=("latent_quadrature",),
+    )
 )
 MSE_DIVERGENCE = register(
-    Experiment("mse-divergence", MSE_DOC, MSE_PARAMS, run_mse, _plot("mse"), check=_check_mse)
+    Experiment(
+        "mse-divergence",
+        MSE_DOC,
+        MSE_PARAMS,
+        run_mse,
+        _plot("mse"),
+        check=_check_mse,
+        memory=memory.mse_divergence,
+        size_keys=("n_eta",),
+    )
 )

@@ -123,8 +123,9 @@ class Result:
 class RunOptions:
     """How to run, not what (none of it changes the numbers beyond round-off):
     ``progress`` shows a progress bar on long solves;
-    ``checkpoint`` (a :class:`gandyn.checkpoint.CheckpointSpec`) integrates in
-    checkpointed segments (experiments that cannot checkpoint refuse it)."""
+    ``checkpoint`` (a :class:`gandyn.checkpoint.CheckpointSpec`) saves the run as it goes:
+    time integrations in checkpointed segments, other work in stages
+    (:func:`gandyn.checkpoint.stage`); with ``resume`` it continues from what was saved."""
 
     progress: bool = False
     checkpoint: Any = None
@@ -143,11 +144,12 @@ class Experiment:
     plot: Callable[[Result, Path], Sequence[Path]] | None = None
     check: Callable[[dict[str, Any]], None] | None = field(default=None)
     """Cross-key validation on the resolved config; raises :class:`ConfigError`."""
-    checkpointable: bool = False
-    """True if ``run`` honours ``RunOptions.checkpoint``."""
     memory: Callable[[dict[str, Any]], int] | None = field(default=None)
     """An estimate in bytes of the peak memory of ``run`` for a config (checked by the CLI
     against the available memory before anything runs)."""
+    size_keys: tuple[str, ...] = ()
+    """Integer keys (or lists of integers) that set the size of the data: what to scale
+    down when a run does not fit in memory."""
     outcomes: Callable[..., dict[str, Any]] | None = field(default=None)
     """The summary numbers as a traceable function of the config: continuous values
     (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it.

@@ -17,8 +17,9 @@ simultaneous updates, ``n_critic = 1`` and clipping after the step **is** projec
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diffrax
 import equinox as eqx
@@ -32,6 +33,9 @@ from .._types import Array, Float, Int, PRNGKeyArray, Scalar, ScalarLike
 from ..distributions import Quadrature
 from ..games import MeanFieldGame, first_variation_gradient
 from .particles import Diagnostic, MeanFieldProblem, MeanFieldState, Trajectory, save_grid
+
+if TYPE_CHECKING:
+    from ..checkpoint import CheckpointSpec
 
 UPDATES = ("alternating", "simultaneous")
 CLIP_ORDERS = ("after", "before")
@@ -297,6 +301,9 @@ def train_wgan(
     save_ts: Sequence[float] | np.ndarray | None = None,
     snapshot_ts: Sequence[float] | np.ndarray = (),
     diagnostics: Mapping[str, Diagnostic] | None = None,
+    batched: bool = False,
+    checkpoint: CheckpointSpec | None = None,
+    progress: bool = False,
 ) -> Trajectory:
     """Train the finite networks of ``problem`` from ``state`` for ``t1/η_G`` generator steps.
 
@@ -305,12 +312,21 @@ def train_wgan(
     rules, not the batch) at ``save_ts`` (default :func:`save_grid`); snapshots (critic as
     parameters ``ω``) at ``snapshot_ts`` plus 0 and ``t1``. ``t1`` must be a multiple of
     ``η_G``; saved times are rounded to the step grid ``k η_G`` (the trajectory's ``ts`` and
-    ``snapshot_ts`` are the rounded times). ``key`` drives the minibatches
-    (needed for :class:`Minibatch`). A non-finite state gives ``status == "nonfinite"`` and
-    ``final_t`` the time it first appeared (entries after it are NaN or inf).
-    ``vmap`` over ``state`` and ``key`` runs several seeds at once.
+    ``snapshot_ts`` are the rounded times). ``key`` drives the minibatches (needed for
+    :class:`Minibatch`; step ``k`` uses ``fold_in(key, k)``). The first non-finite state
+    stops training: ``status == "nonfinite"``, ``final`` is that state and ``final_t`` its
+    time; saves after it are NaN.
+
+    ``vmap`` over ``state`` and ``key`` runs several seeds at once; so does
+    ``batched=True`` (``key`` with a leading seed axis, ``state`` with one or shared),
+    which also works with a ``checkpoint``: a :class:`~gandyn.checkpoint.CheckpointSpec`
+    trains in segments of ``checkpoint.interval(t1, η_G)`` (rounded to whole steps) and
+    saves the optimizer states, the key and the diagnostics so far after each (not under
+    ``jit``/``vmap``);
+    ``checkpoint.resume`` continues from the newest good one. ``progress`` shows a bar
+    over the segments.
     """
-    from ..diagnostics import default_diagnostics
+    from ..checkpoint import run_segments, segment_bounds
 
     eta = float(algorithm.eta)
     t1 = float(t1)
@@ -324,7 +340,9 @@ def train_wgan(
     algorithm.batches.check(problem.game)
     if isinstance(algorithm.batches, Minibatch) and key is None:
         raise ValueError("minibatches are random: pass key=jax.random.key(seed)")
-    key = jax.random.key(0) if key is None else key
+    if key is None:
+        key = jax.random.key(0)
+        key = key[None] if batched else key
     saves, save_slots = _on_steps(
         save_grid(0.0, t1, eta) if save_ts is None else save_ts, eta, n_steps, "save_ts"
     )
@@ -334,88 +352,161 @@ def train_wgan(
         n_steps,
         "snapshot_ts",
     )
-    diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
-    eta_d = algorithm.critic_step_size(problem.game)
-    return _train(
+    plan = _Plan(
         problem,
-        state,
         algorithm,
-        eta_d,
-        key,
-        diagnostics,
+        algorithm.critic_step_size(problem.game),
+        _diagnostics_or_default(diagnostics),
         jnp.asarray(saves),
         jnp.asarray(snapshots),
         jnp.asarray(save_slots),
         jnp.asarray(snap_slots),
     )
+    state_axis = 0 if batched and state.generator.ndim == 3 else None
+    loop = _start(plan, state, key, state_axis if batched else False)
+    if checkpoint is None:
+        return _finish(plan, _advance(plan, loop, 0, n_steps, batched))
+    per = max(1, round(checkpoint.interval(t1, eta) / eta))  # whole steps, at least one
+    bounds = segment_bounds(0.0, t1, eta, per * eta)
+
+    def segment(index: int, loop: _Loop):
+        loop = _advance(plan, loop, *bounds[index], batched)
+        return {}, loop, not bool(jnp.any(loop.first_bad <= n_steps))
+
+    run = run_segments(checkpoint, loop, len(bounds), segment, progress=progress)
+    trajectory = _finish(plan, run.carry, reached=bounds[run.done - 1][1] if run.done else 0)
+    return dataclasses.replace(trajectory, interrupted=run.interrupted)
+
+
+def _diagnostics_or_default(diagnostics: Mapping[str, Diagnostic] | None) -> dict:
+    from ..diagnostics import default_diagnostics
+
+    return default_diagnostics() if diagnostics is None else dict(diagnostics)
+
+
+class _Plan(eqx.Module):
+    """What a training run is, fixed before it starts (save slots per step ``0..n``)."""
+
+    problem: MeanFieldProblem
+    algorithm: WGANAlgorithm
+    eta_d: Scalar
+    diagnostics: dict[str, Diagnostic]
+    save_ts: Float[Array, " T"]
+    snapshot_ts: Float[Array, " S"]
+    save_slots: Int[Array, " n+1"]
+    snap_slots: Int[Array, " n+1"]
+
+    @property
+    def n_steps(self) -> int:
+        return self.save_slots.shape[0] - 1
+
+    def record(self, state: MeanFieldState) -> dict[str, Array]:
+        return {name: fn(self.problem, state) for name, fn in self.diagnostics.items()}
+
+    def observe(self, state: MeanFieldState) -> MeanFieldState:
+        return MeanFieldState(state.generator, self.problem.constraint.observe(state.critic))
+
+
+class _Loop(eqx.Module):
+    """Everything training needs to go on: networks, optimizer states, the buffers of
+    diagnostics and snapshots, the step of the first non-finite state (``n + 1`` if none)
+    and the key."""
+
+    carry: _Carry
+    diagnostics: dict[str, Array]
+    snapshots: MeanFieldState
+    first_bad: Int[Array, ""]
+    key: PRNGKeyArray
 
 
 def _finite(state: MeanFieldState) -> Array:
     return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
 
 
+def _write(buffers, fn, state, slot):
+    """``fn(state)`` into row ``slot`` of ``buffers`` (nothing if ``slot < 0``)."""
+
+    def put(b):
+        return jax.tree.map(lambda x, v: x.at[slot].set(v), b, fn(state))
+
+    return jax.lax.cond(slot >= 0, put, lambda b: b, buffers)
+
+
 @eqx.filter_jit
-def _train(
-    problem: MeanFieldProblem,
-    state: MeanFieldState,
-    algorithm: WGANAlgorithm,
-    eta_d: Scalar,
-    key: PRNGKeyArray,
-    diagnostics: dict[str, Diagnostic],
-    save_ts: Float[Array, " T"],
-    snapshot_ts: Float[Array, " S"],
-    save_slots: Int[Array, " n"],
-    snap_slots: Int[Array, " n"],
-) -> Trajectory:
-    n_steps = save_slots.shape[0] - 1
-    iteration, opt_gen, opt_critic = _iteration(problem, algorithm, eta_d)
+def _start(plan: _Plan, state: MeanFieldState, key: PRNGKeyArray, state_axis) -> _Loop:
+    """The loop before step 1 (``state_axis``: ``False`` unbatched, else the vmap axis of
+    ``state``, ``None`` for a state shared by the seeds of a batched ``key``)."""
+    _, opt_gen, opt_critic = _iteration(plan.problem, plan.algorithm, plan.eta_d)
 
-    def record(s: MeanFieldState):
-        return {name: fn(problem, s) for name, fn in diagnostics.items()}
+    def one(state, key):
+        def empty(values, count):
+            return jax.tree.map(lambda v: jnp.full((count, *v.shape), jnp.nan, v.dtype), values)
 
-    def observe(s: MeanFieldState) -> MeanFieldState:
-        return MeanFieldState(s.generator, problem.constraint.observe(s.critic))
+        diag = empty(plan.record(state), plan.save_ts.shape[0])
+        snaps = empty(plan.observe(state), plan.snapshot_ts.shape[0])
+        return _Loop(
+            _Carry(state, opt_gen.init(state.generator), opt_critic.init(state.critic)),
+            _write(diag, plan.record, state, plan.save_slots[0]),
+            _write(snaps, plan.observe, state, plan.snap_slots[0]),
+            jnp.asarray(plan.n_steps + 1),
+            key,
+        )
 
-    def write(buffers, fn, s, slot):
-        def put(b):
-            return jax.tree.map(lambda x, v: x.at[slot].set(v), b, fn(s))
+    return one(state, key) if state_axis is False else jax.vmap(one, (state_axis, 0))(state, key)
 
-        return jax.lax.cond(slot >= 0, put, lambda b: b, buffers)
 
-    def empty(values, count):
-        return jax.tree.map(lambda v: jnp.full((count, *v.shape), jnp.nan, v.dtype), values)
+def _advance(plan: _Plan, loop: _Loop, k_a: int, k_b: int, batched: bool) -> _Loop:
+    """Steps ``k_a + 1 .. k_b``; once a state is non-finite, the loop stands still."""
+    return _steps(plan, loop, jnp.arange(k_a + 1, k_b + 1), batched)
 
-    buffers = (
-        write(empty(record(state), save_ts.shape[0]), record, state, save_slots[0]),
-        write(empty(observe(state), snapshot_ts.shape[0]), observe, state, snap_slots[0]),
-    )
-    carry = _Carry(state, opt_gen.init(state.generator), opt_critic.init(state.critic))
 
-    def body(loop, inputs):
-        carry, (diag_buf, snap_buf), first_bad = loop
-        k, step_key, save_slot, snap_slot = inputs
-        carry = iteration(carry, step_key)
-        s = carry.state
-        diag_buf = write(diag_buf, record, s, save_slot)
-        snap_buf = write(snap_buf, observe, s, snap_slot)
-        first_bad = jnp.where((first_bad > n_steps) & ~_finite(s), k, first_bad)
-        return (carry, (diag_buf, snap_buf), first_bad), None
+@eqx.filter_jit
+def _steps(plan: _Plan, loop: _Loop, steps: Int[Array, " k"], batched: bool) -> _Loop:
+    """:func:`_advance` compiled once per number of steps (the step indices are traced)."""
+    iteration, _, _ = _iteration(plan.problem, plan.algorithm, plan.eta_d)
+    n_steps = plan.n_steps
 
-    steps = jnp.arange(1, n_steps + 1)
-    inputs = (steps, jax.random.split(key, n_steps), save_slots[1:], snap_slots[1:])
-    (carry, (diag_buf, snap_buf), first_bad), _ = jax.lax.scan(
-        body, (carry, buffers, jnp.asarray(n_steps + 1)), inputs
-    )
-    ok = first_bad > n_steps
+    def body(loop: _Loop, inputs) -> tuple[_Loop, None]:
+        k, save_slot, snap_slot = inputs
+
+        def step(loop: _Loop) -> _Loop:
+            carry = iteration(loop.carry, jax.random.fold_in(loop.key, k))
+            s = carry.state
+            bad = ~_finite(s)
+            return _Loop(
+                carry,
+                _write(loop.diagnostics, plan.record, s, jnp.where(bad, -1, save_slot)),
+                _write(loop.snapshots, plan.observe, s, jnp.where(bad, -1, snap_slot)),
+                jnp.where(bad, k, loop.first_bad),
+                loop.key,
+            )
+
+        return jax.lax.cond(loop.first_bad > n_steps, step, lambda lp: lp, loop), None
+
+    def run(loop: _Loop) -> _Loop:
+        inputs = (steps, plan.save_slots[steps], plan.snap_slots[steps])
+        return jax.lax.scan(body, loop, inputs)[0]
+
+    return jax.vmap(run)(loop) if batched else run(loop)
+
+
+def _finish(plan: _Plan, loop: _Loop, reached: int | None = None) -> Trajectory:
+    """The trajectory of a loop that has run to step ``reached`` (default: the end);
+    batched loops give batched trajectories."""
+    if loop.first_bad.ndim:
+        return jax.vmap(lambda lp: _finish(plan, lp, reached))(loop)
+    reached = plan.n_steps if reached is None else reached
+    ok = loop.first_bad > plan.n_steps
+    done = jnp.where(ok, reached, loop.first_bad)
     return Trajectory(
-        ts=save_ts,
-        diagnostics=diag_buf,
-        snapshot_ts=snapshot_ts,
-        snapshots=snap_buf,
-        final=carry.state,
-        final_t=algorithm.eta * jnp.where(ok, n_steps, first_bad),
+        ts=plan.save_ts,
+        diagnostics=loop.diagnostics,
+        snapshot_ts=plan.snapshot_ts,
+        snapshots=loop.snapshots,
+        final=loop.carry.state,
+        final_t=plan.algorithm.eta * done,
         result=diffrax.RESULTS.where(
             ok, diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred
         ),
-        num_steps=jnp.asarray(n_steps),
+        num_steps=jnp.asarray(done),
     )

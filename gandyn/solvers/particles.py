@@ -227,8 +227,6 @@ def simulate(
     t0, t1, dt = float(t0), float(t1), float(dt)
     if not (np.isfinite([t0, t1, dt]).all() and t1 > t0 and dt > 0):
         raise ValueError(f"need finite t0 < t1 and dt > 0, got t0={t0}, t1={t1}, dt={dt}")
-    if isinstance(solver, str):
-        solver = solver_by_name(solver)
     if stepsize_controller is None:
         n_steps = (t1 - t0) / dt
         if abs(n_steps - round(n_steps)) > 1e-6 * max(1.0, n_steps):
@@ -243,8 +241,7 @@ def simulate(
             f"{type(problem.constraint).__name__} projects every step and needs fixed steps; "
             "use PenaltyClip or SmoothClip with an adaptive step size controller"
         )
-    if problem.constraint.projects:
-        solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
+    solver = projected(problem, solver)
     save_times = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
     snapshot_times = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
     for name, times in (("save_ts", save_times), ("snapshot_ts", snapshot_times)):
@@ -259,12 +256,53 @@ def simulate(
         diagnostics,
         jnp.asarray(save_times),
         jnp.asarray(snapshot_times),
-        t0,
-        t1,
-        dt,
+        jnp.asarray(t0),
+        jnp.asarray(t1),
+        jnp.asarray(dt),
         100_000 if max_steps is None else max_steps,
         diffrax.NoProgressMeter() if progress_meter is None else progress_meter,
         diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+    )
+
+
+def projected(problem: MeanFieldProblem, solver: diffrax.AbstractSolver | str):
+    """``solver`` (or its name), wrapped in :class:`ProjectedSolver` if the constraint
+    projects."""
+    if isinstance(solver, str):
+        solver = solver_by_name(solver)
+    if problem.constraint.projects:
+        solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
+    return solver
+
+
+def simulate_steps(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    step_ts: Float[Array, " K"],
+    save_ts: Float[Array, " T"],
+    snapshot_ts: Float[Array, " S"],
+    *,
+    solver: diffrax.AbstractSolver | str,
+    diagnostics: Mapping[str, Diagnostic],
+) -> Trajectory:
+    """Fixed steps from ``step_ts[0]`` through ``step_ts`` (sorted), saving at ``save_ts``
+    and ``snapshot_ts`` as given (sorted, within the steps; repeated times save twice).
+    The low-level path of :func:`simulate`: times are traced, so runs over different
+    windows with the same array shapes share one compilation (checkpointed segments)."""
+    return _solve(
+        problem,
+        state,
+        projected(problem, solver),
+        diffrax.StepTo(ts=step_ts),
+        dict(diagnostics),
+        save_ts,
+        snapshot_ts,
+        step_ts[0],
+        step_ts[-1],
+        step_ts[1] - step_ts[0],
+        step_ts.shape[0] - 1,
+        diffrax.NoProgressMeter(),
+        diffrax.RecursiveCheckpointAdjoint(),
     )
 
 
