@@ -1,11 +1,19 @@
-"""Checkpointed particle runs: integrate in segments, save the state after each one.
+"""Runs that survive: checkpoints written as the work goes, and resume from them.
 
-A checkpointed run integrates ``[t0, t1]`` in segments of ``every`` time units and, after
-each, writes ``checkpoints/ckpt-KKKKKK.npz``: the solver state, the diagnostics and
-snapshots so far and a SHA-256 of all of it. Files are written to a temporary name,
-fsynced and renamed (a checkpoint is either whole or absent); no pickles. An
-uninterrupted checkpointed run and one killed at any moment and resumed do the same
-computations segment by segment, so they agree bit for bit (same machine, same solver).
+Two kinds of checkpoint, both ``.npz`` files written to a temporary name, fsynced and
+renamed (a file is whole or absent), with a SHA-256 of their arrays and the ``origin`` of
+the run, never pickled:
+
+- :func:`run_segments`: a time integration in segments (:func:`simulate_checkpointed` for
+  the particle ODE, :func:`~gandyn.solvers.train_wgan` for the WGAN algorithm); after each
+  segment ``ckpt-KKKKKK.npz`` holds the carry (state, optimizer states, key, …) and the
+  records so far. Segments of one length share one compilation.
+- :func:`stage`: one finished piece of work of a run (a grid solve, a sweep chunk) as
+  ``stages/NAME.npz``.
+
+A run killed at any moment and resumed does the same computations as one left alone, so
+the two agree bit for bit (same machine, same solver). A damaged newest file is skipped
+with a warning; a file of another run raises :class:`StaleCheckpoint`.
 """
 
 from __future__ import annotations

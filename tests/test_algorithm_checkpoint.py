@@ -3,17 +3,15 @@ random key included), and an exploding step stops it with the time and the data 
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from _runs import assert_same_run, gandyn_cli, killed_at, load_run
 from test_algorithm import PHASE, toy
 
 import gandyn as gd
-from gandyn.checkpoint import FAULT_ENV, CheckpointSpec
+from gandyn.checkpoint import CheckpointSpec
 
 
 def adam_minibatch(eta=0.05):
@@ -109,17 +107,6 @@ def test_an_exploding_step_stops_training_with_the_time_and_the_data_before_it(t
         assert "particles" in report
 
 
-def gandyn_cli(*args, env=None):
-    code = "from gandyn.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=600,
-    )
-
-
 SGD_SETS = {
     "t1": 1.0,
     "dt": 0.05,
@@ -136,12 +123,6 @@ SGD_SETS = {
 SGD_ARGS = [a for k, v in SGD_SETS.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
-def load(folder):
-    summary = json.loads((folder / "summary.json").read_text())
-    with np.load(folder / "trajectory.npz") as data:
-        return summary, {k: data[k] for k in data.files}
-
-
 SGD_RUN = ["run", "mean-field-vs-sgd", *SGD_ARGS, "--checkpoint-every", "0.25", "--no-plots"]
 
 
@@ -150,7 +131,7 @@ def sgd_reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("sgd") / "whole"
     whole = gandyn_cli(*SGD_RUN, "--out", str(out))
     assert whole.returncode == 0, whole.stderr
-    return load(out)
+    return load_run(out)
 
 
 # checkpoint files in order: reference ODE 0-3, width 4: 4-7, eta 0.1: 8-12, literal: 13-16
@@ -162,14 +143,9 @@ def test_a_killed_algorithm_run_resumes_to_the_same_numbers_bit_for_bit(
     tmp_path, sgd_reference, fault
 ):
     out = tmp_path / "killed"
-    killed = gandyn_cli(*SGD_RUN, "--out", str(out), env={FAULT_ENV: fault})
-    assert killed.returncode == -9, killed.stderr
+    killed_at(fault, *SGD_RUN, "--out", str(out))
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     resumed = gandyn_cli("resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
-    (summary, data), (summary_ref, data_ref) = load(out), sgd_reference
-    assert summary == summary_ref
-    assert data.keys() == data_ref.keys()
-    for key, value in data.items():
-        np.testing.assert_array_equal(value, data_ref[key], err_msg=key)
+    assert_same_run(out, sgd_reference)
     assert not (out / "checkpoints").exists()  # removed once the run is ok

@@ -1,17 +1,14 @@
 """Checkpoint and resume: killed runs resume to the same numbers, bad checkpoints are skipped."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _runs import assert_same_run, killed_at, load_run as load
 from typer.testing import CliRunner
 
 import gandyn as gd
-from gandyn.checkpoint import FAULT_ENV, CheckpointSpec, segment_bounds
+from gandyn.checkpoint import CheckpointSpec, segment_bounds
 from gandyn.cli import app
 from gandyn.experiments import RunOptions, get_experiment, resolve_config
 
@@ -20,38 +17,12 @@ ARGS = [a for s in SETS for a in ("--set", s)] + ["--checkpoint-every", "0.5", "
 runner = CliRunner()
 
 
-def gandyn_cli(*args, env=None):
-    code = "from gandyn.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=300,
-    )
-
-
-def load(folder: Path):
-    summary = json.loads((folder / "summary.json").read_text())
-    with np.load(folder / "trajectory.npz") as data:
-        arrays = {k: data[k] for k in data.files}
-    return summary, arrays
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
     result = runner.invoke(app, ["run", "toy-shift-linear", *ARGS, "--out", str(out)])
     assert result.exit_code == 0, result.output
     return load(out)
-
-
-def assert_same_run(folder, reference):
-    summary, arrays = load(folder)
-    assert summary == reference[0]
-    assert arrays.keys() == reference[1].keys()
-    for key, value in arrays.items():
-        np.testing.assert_array_equal(value, reference[1][key], err_msg=key)
 
 
 def test_segmented_run_matches_a_single_solve_to_round_off(tmp_path):
@@ -78,8 +49,7 @@ def test_segmented_run_matches_a_single_solve_to_round_off(tmp_path):
 @pytest.mark.parametrize("fault", ["kill-after-checkpoint:0", "kill-before-rename:2"])
 def test_a_killed_run_resumes_to_the_same_numbers_bit_for_bit(tmp_path, reference, fault):
     out = tmp_path / "run"
-    killed = gandyn_cli("run", "toy-shift-linear", *ARGS, "--out", str(out), env={FAULT_ENV: fault})
-    assert killed.returncode == -9  # SIGKILL
+    killed_at(fault, "run", "toy-shift-linear", *ARGS, "--out", str(out))
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     assert not (out / "summary.json").exists()
     resumed = runner.invoke(app, ["resume", str(out)])
@@ -89,15 +59,7 @@ def test_a_killed_run_resumes_to_the_same_numbers_bit_for_bit(tmp_path, referenc
 
 def test_a_corrupted_newest_checkpoint_is_skipped_with_a_warning(tmp_path, reference):
     out = tmp_path / "run"
-    killed = gandyn_cli(
-        "run",
-        "toy-shift-linear",
-        *ARGS,
-        "--out",
-        str(out),
-        env={FAULT_ENV: "kill-after-checkpoint:2"},
-    )
-    assert killed.returncode == -9
+    killed_at("kill-after-checkpoint:2", "run", "toy-shift-linear", *ARGS, "--out", str(out))
     newest = out / "checkpoints" / "ckpt-000002.npz"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     with pytest.warns(UserWarning, match="ckpt-000002.npz is unreadable"):
@@ -233,15 +195,7 @@ def test_ctrl_c_in_a_staged_experiment_marks_it_interrupted_and_resume_finishes_
 
 def test_resume_refuses_checkpoints_of_another_config(tmp_path):
     out = tmp_path / "run"
-    killed = gandyn_cli(
-        "run",
-        "toy-shift-linear",
-        *ARGS,
-        "--out",
-        str(out),
-        env={FAULT_ENV: "kill-after-checkpoint:1"},
-    )
-    assert killed.returncode == -9
+    killed_at("kill-after-checkpoint:1", "run", "toy-shift-linear", *ARGS, "--out", str(out))
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps(config | {"c": 0.3}))
     resumed = runner.invoke(app, ["resume", str(out)])

@@ -103,3 +103,35 @@ def test_js_flow_experiment_with_a_neural_drift_moves_towards_the_data():
     assert summary["mean_final"][0] < 2.0 and summary["mean_final_grid"][0] < 2.0
     series = result.trajectory["diag_mean"][:, 0]
     assert np.all(np.diff(series) < 0)
+
+
+class UndefinedAfter(gd.KDEDrift):
+    """The kernel estimate, undefined (NaN) from time ``t_fail`` on: until then the flow is
+    that of KDEDrift."""
+
+    t_fail: float = 0.5
+
+    def logit(self, y, measure, t=0.0):
+        return jnp.where(t < self.t_fail, super().logit(y, measure, t), jnp.nan)
+
+
+def test_a_nonfinite_drift_stops_the_flow_and_keeps_the_saves_before_it():
+    x0 = RHO0.sample(jax.random.key(3), 100)
+    weights = jnp.full(100, 1 / 100)
+    clean = gd.JSFlowProblem(gd.KDEDrift(DATA), points(DATA), weights)
+    broken = gd.JSFlowProblem(UndefinedAfter(DATA), points(DATA), weights)
+    reference = gd.simulate_js_flow(clean, x0, t1=2.0, dt=0.05)
+    run = gd.simulate_js_flow(broken, x0, t1=2.0, dt=0.05)
+    assert reference.status == "ok" and run.status == "nonfinite"
+    # Heun's second stage of the step from 0.45 reads the drift at 0.5: that step fails
+    assert float(run.final_t) == pytest.approx(0.5, abs=1e-12)
+    assert np.isnan(np.asarray(run.final.particles)).any()
+    before = np.asarray(run.ts) < 0.5 - 1e-9
+    assert before.sum() == 10
+    for name, series in run.diagnostics.items():
+        np.testing.assert_array_equal(
+            np.asarray(series)[before], np.asarray(reference.diagnostics[name])[before], name
+        )
+        assert not np.isfinite(np.asarray(series)[~before]).all()
+    report = run.failure_report()
+    assert report is not None and "t = 0.5" in report and "non-finite particles" in report

@@ -4,15 +4,13 @@ resumed run computes only the stages it has no good file for."""
 
 import functools
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from _runs import assert_same_run, killed_at, load_run
 from typer.testing import CliRunner
 
-from gandyn.checkpoint import FAULT_ENV, CheckpointSpec, read_checkpoint
+from gandyn.checkpoint import CheckpointSpec, read_checkpoint
 from gandyn.cli import app
 from gandyn.experiments import RunOptions, get_experiment, grids, js, resolve_config
 
@@ -165,32 +163,15 @@ def cli_args(name: str) -> list[str]:
     return [a for s in sets for a in ("--set", s)] + ["--no-plots"]
 
 
-def load(folder):
-    summary = json.loads((folder / "summary.json").read_text())
-    with np.load(folder / "trajectory.npz") as data:
-        return summary, {key: data[key] for key in data.files}
-
-
 @pytest.mark.parametrize(("name", "kill_after"), [("grid-blowup", 1), ("js-flow-particles", 0)])
 def test_a_killed_cli_run_resumes_to_the_uninterrupted_numbers(name, kill_after, tmp_path):
     runner = CliRunner()
     whole = runner.invoke(app, ["run", name, *cli_args(name), "--out", str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
     out = tmp_path / "killed"
-    killed = subprocess.run(
-        [sys.executable, "-c", "from gandyn.cli import main; main()"]
-        + ["run", name, *cli_args(name), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=os.environ | {FAULT_ENV: f"kill-after-checkpoint:{kill_after}"},
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr  # SIGKILL
+    fault = f"kill-after-checkpoint:{kill_after}"
+    killed_at(fault, "run", name, *cli_args(name), "--out", str(out))
     assert len(list((out / "checkpoints" / "stages").glob("*.npz"))) == kill_after + 1
     resumed = runner.invoke(app, ["resume", str(out)])
     assert resumed.exit_code == 0, resumed.output
-    (summary, arrays), (ref_summary, ref_arrays) = load(out), load(tmp_path / "whole")
-    assert summary == ref_summary
-    assert arrays.keys() == ref_arrays.keys()
-    for key, value in ref_arrays.items():
-        np.testing.assert_array_equal(arrays[key], value, err_msg=key)
+    assert_same_run(out, load_run(tmp_path / "whole"))

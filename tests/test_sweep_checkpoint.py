@@ -3,19 +3,16 @@ and resumed writes the same sweep.nc as an uninterrupted one."""
 
 import importlib
 import json
-import os
-import signal
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
 import pytest
 import xarray as xr
+from _runs import killed_at
 from _small import SMALL
 from typer.testing import CliRunner
 
-from gandyn.checkpoint import FAULT_ENV, CheckpointSpec, read_checkpoint, stage
+from gandyn.checkpoint import CheckpointSpec, read_checkpoint, stage
 from gandyn.cli import app
 from gandyn.experiments import Experiment, Param, Result, RunOptions
 from gandyn.sweep import sweep
@@ -138,12 +135,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(
     tmp_path, uninterrupted, fault, chunks_saved
 ):
     out = tmp_path / "sweep"
-    command = [sys.executable, "-c", "from gandyn.cli import main; main()", "sweep"]
-    command += ["toy-shift-linear", *ARGS, "--out", str(out)]
-    killed = subprocess.run(
-        command, env=os.environ | {FAULT_ENV: fault}, capture_output=True, timeout=120
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    killed_at(fault, "sweep", "toy-shift-linear", *ARGS, "--out", str(out))
     assert _record(out)["status"] == "running" and not (out / "sweep.nc").exists()
     assert len(list((out / "checkpoints" / "stages").glob("*.npz"))) == chunks_saved
     _resume_and_compare(out, uninterrupted)

@@ -233,6 +233,7 @@ def _flow_particles(config, options: RunOptions, data, x0, fp, key) -> dict[str,
         "snapshots": traj.snapshots,
         "final": traj.final.particles,
         "status": np.asarray(traj.status),
+        "message": np.asarray(traj.failure_report() or ""),
     } | {f"diag_{k}": v for k, v in traj.diagnostics.items()}
 
 
@@ -273,7 +274,7 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     }
     failures = [(fp.status, fp.failure_report())] if fp.status != "ok" else []
     if str(flow["status"]) != "ok":
-        failures.append((str(flow["status"]), f"particle flow: {flow['status']}"))
+        failures.append((str(flow["status"]), str(flow["message"])))
     status = failures[0][0] if failures else "ok"
     summary = {
         "status": status,

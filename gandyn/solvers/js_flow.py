@@ -27,7 +27,7 @@ from ..games.js import (
     normalisation_factor,
 )
 from ..measure import ParticleMeasure
-from .particles import save_grid, solver_by_name
+from .particles import nonfinite_state, save_grid, solver_by_name
 
 
 class JSFlowState(eqx.Module):
@@ -128,20 +128,33 @@ def flow_diagnostics(problem: JSFlowProblem, t, state: JSFlowState) -> dict[str,
 
 class JSFlowTrajectory(eqx.Module):
     """``ts (T,)`` with ``diagnostics`` name → ``(T, ...)``; particle ``snapshots (S, n, d)``
-    at ``snapshot_ts (S,)``; the ``final`` state; diffrax ``result`` and ``num_steps``."""
+    at ``snapshot_ts (S,)``; the ``final`` state at ``final_t``; diffrax ``result`` and
+    ``num_steps``. A run stopped by a non-finite state keeps the saves before it (later
+    ones are ``inf``)."""
 
     ts: Float[Array, " T"]
     diagnostics: dict[str, Array]
     snapshot_ts: Float[Array, " S"]
     snapshots: Float[Array, "S n d"]
     final: JSFlowState
+    final_t: Float[Array, ""]
     result: diffrax.RESULTS
     num_steps: Int[Array, ""]
 
     @property
     def status(self) -> str:
-        """``ok`` or the diffrax result's name."""
-        return "ok" if self.result == diffrax.RESULTS.successful else str(self.result)
+        """``ok``, ``nonfinite`` (stopped on a non-finite state) or the diffrax result."""
+        if self.result == diffrax.RESULTS.successful:
+            return "ok"
+        return "nonfinite" if self.result == diffrax.RESULTS.event_occurred else str(self.result)
+
+    def failure_report(self) -> str | None:
+        """When the flow stopped and which particles went non-finite (``None`` if ok)."""
+        if self.status == "ok":
+            return None
+        bad = ~np.all(np.isfinite(np.asarray(self.final.particles)), axis=1)
+        where = f"; non-finite particles {np.flatnonzero(bad)[:8].tolist()}" if bad.any() else ""
+        return f"particle flow stopped ({self.status}) at t = {float(self.final_t):.6g}{where}"
 
 
 def simulate_js_flow(
@@ -204,9 +217,10 @@ def _solve(problem, state, solver, save_ts, snapshot_ts, t1, dt, max_steps, mete
         stepsize_controller=diffrax.ConstantStepSize(),
         max_steps=max_steps,
         progress_meter=meter,
+        event=diffrax.Event(nonfinite_state),
         throw=False,
     )
-    assert sol.ys is not None
+    assert sol.ys is not None and sol.ts is not None
     diag, snaps, final = sol.ys
     return JSFlowTrajectory(
         ts=save_ts,
@@ -214,6 +228,7 @@ def _solve(problem, state, solver, save_ts, snapshot_ts, t1, dt, max_steps, mete
         snapshot_ts=snapshot_ts,
         snapshots=snaps,
         final=jax.tree_util.tree_map(lambda x: x[-1], final),
+        final_t=sol.ts[2][-1],
         result=sol.result,
         num_steps=sol.stats["num_accepted_steps"],
     )

@@ -175,7 +175,8 @@ class Trajectory(eqx.Module):
         )
 
 
-def _nonfinite(t, y, args, **kwargs) -> Array:
+def nonfinite_state(t, y, args, **kwargs) -> Array:
+    """A diffrax event condition: some leaf of the state ``y`` is not finite."""
     del t, args, kwargs
     leaves = jax.tree_util.tree_leaves(y)
     return ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
@@ -344,7 +345,7 @@ def _solve(
         state,
         saveat=saveat,
         stepsize_controller=stepsize_controller,
-        event=diffrax.Event(_nonfinite),
+        event=diffrax.Event(nonfinite_state),
         max_steps=max_steps,
         progress_meter=progress_meter,
         adjoint=adjoint,
