@@ -149,3 +149,33 @@ def test_a_killed_algorithm_run_resumes_to_the_same_numbers_bit_for_bit(
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(out, sgd_reference)
     assert not (out / "checkpoints").exists()  # removed once the run is ok
+
+
+def test_the_experiment_names_the_seed_time_and_particles_of_a_nonfinite_run():
+    from gandyn.experiments.algorithm import _nonfinite
+
+    eta = 10.0
+    problem, state = toy("T1", n_gen=4, n_critic=4, clip="none")
+    y0 = float(np.mean(state.generator) - problem.game.data.mean()[0])
+    expected = overflow_step(eta, 1.0, y0, float(np.mean(state.critic)))
+    # seed 1 starts at the equilibrium (generated mean = data mean, critic 0): it stays
+    rest = gd.MeanFieldState(
+        np.full_like(state.generator, float(problem.game.data.mean()[0])),
+        np.zeros_like(state.critic),
+    )
+    states = jax.tree.map(lambda a, b: np.stack([a, b]), state, rest)
+    runs = gd.train_wgan(
+        problem,
+        states,
+        gd.WGANAlgorithm(eta, updates="simultaneous"),
+        t1=eta * (expected + 10),
+        key=jax.random.split(jax.random.key(0), 2),
+        diagnostics=PHASE,
+        batched=True,
+    )
+    report = _nonfinite("eta 10", runs)
+    assert report is not None
+    assert report.startswith("eta 10: 1 of 2 run(s) non-finite; seed 0 at t = ")
+    assert "particles" in report
+    assert abs(float(runs.final_t[0]) / eta - expected) <= 2
+    assert np.isfinite(np.asarray(runs.final.critic[1])).all()

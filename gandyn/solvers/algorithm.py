@@ -448,7 +448,7 @@ def _start(plan: _Plan, state: MeanFieldState, key: PRNGKeyArray, state_axis) ->
             _Carry(state, opt_gen.init(state.generator), opt_critic.init(state.critic)),
             _write(diag, plan.record, state, plan.save_slots[0]),
             _write(snaps, plan.observe, state, plan.snap_slots[0]),
-            jnp.asarray(plan.n_steps + 1),
+            jnp.asarray(plan.n_steps + 1, dtype=jnp.int32),
             key,
         )
 
@@ -457,7 +457,7 @@ def _start(plan: _Plan, state: MeanFieldState, key: PRNGKeyArray, state_axis) ->
 
 def _advance(plan: _Plan, loop: _Loop, k_a: int, k_b: int, batched: bool) -> _Loop:
     """Steps ``k_a + 1 .. k_b``; once a state is non-finite, the loop stands still."""
-    return _steps(plan, loop, jnp.arange(k_a + 1, k_b + 1), batched)
+    return _steps(plan, loop, jnp.arange(k_a + 1, k_b + 1, dtype=jnp.int32), batched)
 
 
 @eqx.filter_jit
