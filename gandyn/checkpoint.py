@@ -166,6 +166,11 @@ def write_checkpoint(
     return final
 
 
+def within(spec: CheckpointSpec | None, name: str) -> CheckpointSpec | None:
+    """``spec.within(name)``, or ``None`` without a spec."""
+    return None if spec is None else spec.within(name)
+
+
 def stage(
     spec: CheckpointSpec | None, name: str, compute: Callable[[], Mapping[str, Any]]
 ) -> dict[str, np.ndarray]:

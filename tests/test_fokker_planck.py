@@ -236,3 +236,23 @@ def test_a_data_density_vanishing_in_the_box_stops_the_run_at_the_first_step():
     assert result.message == sol.failure_report() and result.summary["steps"] == 1
     assert result.summary["mean_initial"] == pytest.approx(1.0, abs=1e-12)
     assert result.summary["mean_final"] is None
+
+
+@pytest.mark.parametrize("method", ["explicit", "implicit"])
+def test_a_checkpointed_solve_is_the_one_call_solve_and_resumes_bit_for_bit(tmp_path, method):
+    from gandyn.checkpoint import CheckpointSpec
+
+    args = (STANDARD, SHIFTED, (-8.0, 9.0), 120, 0.5)
+    kwargs = dict(method=method, n_saves=21)
+    plain = solve_fokker_planck(*args, **kwargs)
+    whole = solve_fokker_planck(*args, checkpoint=CheckpointSpec(tmp_path), **kwargs)
+    files = sorted(tmp_path.glob("ckpt-*.npz"))
+    assert [f.name for f in files] == [f"ckpt-00000{k}.npz" for k in (7, 8, 9)]
+    files[-1].unlink()
+    resumed = solve_fokker_planck(*args, checkpoint=CheckpointSpec(tmp_path, resume=True), **kwargs)
+    for run in (whole, resumed):
+        np.testing.assert_array_equal(run.densities, plain.densities)
+        assert run.diagnostics.keys() == plain.diagnostics.keys()
+        for name, value in plain.diagnostics.items():
+            np.testing.assert_array_equal(run.diagnostics[name], value, err_msg=name)
+        assert int(run.num_steps) == int(plain.num_steps)

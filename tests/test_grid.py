@@ -22,6 +22,7 @@ from gandyn import (
     sample_measure,
     simulate,
 )
+from gandyn.checkpoint import CheckpointSpec
 from gandyn.diagnostics import wasserstein1_1d
 from gandyn.experiments import ConfigError, run_experiment
 from gandyn.experiments.grids import MODELS, loglog_slope
@@ -328,3 +329,28 @@ def test_grid_blowup_reports_a_nonfinite_run_and_keeps_its_data(monkeypatch):
     finite = np.isfinite(sup)
     assert 5 < finite.sum() < 40 and finite[: finite.sum()].all()  # a finite prefix
     assert result.summary["sup_max_finest"] == pytest.approx(sup[finite].max(), rel=0, abs=0)
+
+
+def leaves(tree):
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+@pytest.mark.parametrize("every", [None, 0.3])
+def test_a_checkpointed_grid_solve_is_the_one_call_solve_and_resumes_bit_for_bit(tmp_path, every):
+    problem = t1_problem(40, "muscl", (-0.5, 0.5), HardClip(0.5))
+    state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
+    kwargs = dict(t1=2.0, save_ts=np.linspace(0, 2, 41), snapshot_ts=[0.7, 1.3])
+    plain = solve_continuity(problem, state, **kwargs)
+    spec = CheckpointSpec(tmp_path, every)
+    segmented = solve_continuity(problem, state, checkpoint=spec, **kwargs)
+    for a, b in zip(leaves(segmented), leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+    files = sorted(tmp_path.glob("ckpt-*.npz"))
+    assert len(files) == 3  # the newest three of several segments
+    for path in files[1:]:  # as if killed after the oldest one kept
+        path.unlink()
+    resumed = solve_continuity(
+        problem, state, checkpoint=CheckpointSpec(tmp_path, every, True), **kwargs
+    )
+    for a, b in zip(leaves(resumed), leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -163,7 +163,7 @@ def cli_args(name: str) -> list[str]:
     return [a for s in sets for a in ("--set", s)] + ["--no-plots"]
 
 
-@pytest.mark.parametrize(("name", "kill_after"), [("grid-blowup", 1), ("js-flow-particles", 0)])
+@pytest.mark.parametrize(("name", "kill_after"), [("grid-blowup", 3), ("js-flow-particles", 1)])
 def test_a_killed_cli_run_resumes_to_the_uninterrupted_numbers(name, kill_after, tmp_path):
     runner = CliRunner()
     whole = runner.invoke(app, ["run", name, *cli_args(name), "--out", str(tmp_path / "whole")])
@@ -171,7 +171,9 @@ def test_a_killed_cli_run_resumes_to_the_uninterrupted_numbers(name, kill_after,
     out = tmp_path / "killed"
     fault = f"kill-after-checkpoint:{kill_after}"
     killed_at(fault, "run", name, *cli_args(name), "--out", str(out))
-    assert len(list((out / "checkpoints" / "stages").glob("*.npz"))) == kill_after + 1
+    # killed in the middle of a solve: its segments are saved, the stage is not yet
+    segments = list((out / "checkpoints").glob("*/ckpt-*.npz"))
+    assert segments and not (out / "checkpoints" / "stages").exists()
     resumed = runner.invoke(app, ["resume", str(out)])
     assert resumed.exit_code == 0, resumed.output
     assert_same_run(out, load_run(tmp_path / "whole"))

@@ -158,6 +158,18 @@ def finite_or_none(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def finite_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with every non-finite float (lists included) as None: what a failed
+    run's post-processing gives for quantities past the failure."""
+
+    def clean(value):
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return finite_or_none(value) if isinstance(value, float) else value
+
+    return {key: clean(value) for key, value in summary.items()}
+
+
 def valid_saves(trajectory: Trajectory) -> Array:
     """``(T,)`` mask of saves made before the run stopped, with finite diagnostics."""
     valid = trajectory.ts <= trajectory.final_t

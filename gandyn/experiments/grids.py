@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Scalar, Vector
-from ..checkpoint import stage
+from ..checkpoint import stage, within
 from ..constraints import HardClip, PenaltyClip
 from ..distributions import GaussianMixture, Normal
 from ..games import MeanFieldGame
@@ -20,7 +20,7 @@ from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
 from ..solvers.grid import ContinuityProblem, Grid, GridTrajectory, solve_continuity
 from ..units import AbstractCriticUnit, AbstractGeneratorUnit, LinearCritic, ShiftUnit
 from . import memory
-from .common import check_data, data_law, data_params, finite_or_none
+from .common import check_data, data_law, data_params, finite_summary
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
 
 
@@ -69,18 +69,6 @@ def _lost_mass(mean: float, std: float, low: float, high: float) -> float:
     return 0.5 * (math.erfc((high - mean) / (std * math.sqrt(2)))) + 0.5 * math.erfc(
         (mean - low) / (std * math.sqrt(2))
     )
-
-
-def finite_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """``summary`` with every non-finite float (lists included) as None: what a failed
-    run's post-processing gives for quantities past the failure."""
-
-    def clean(value):
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return finite_or_none(value) if isinstance(value, float) else value
-
-    return {key: clean(value) for key, value in summary.items()}
 
 
 def _check_interval(config: dict, key: str) -> tuple[float, float]:
@@ -197,6 +185,7 @@ def _blowup_runs(config: dict[str, Any], constraint, margin: float, spec, label:
             Grid(-c - margin, c + margin, cells),
             scheme=config["scheme"],
         )
+        name = f"{label}-cells{cells}"
         solve = partial(
             _grid_solve,
             problem,
@@ -204,8 +193,9 @@ def _blowup_runs(config: dict[str, Any], constraint, margin: float, spec, label:
             t1=t1,
             save_ts=save_ts,
             snapshot_ts=save_ts if cells == finest else (),
+            checkpoint=within(spec, name),
         )
-        traj = GridTrajectory.from_arrays(stage(spec, f"{label}-cells{cells}", solve))
+        traj = GridTrajectory.from_arrays(stage(spec, name, solve))
         runs[cells] = (traj, problem.critic_grid)
     return runs
 
@@ -418,6 +408,8 @@ def _fp_run(name: str, dim: int):
                     method=config["method"],
                     dt=config["dt"] or None,
                     n_saves=config["n_saves"],
+                    checkpoint=within(options.checkpoint, "fokker-planck"),
+                    progress=options.progress,
                 ).as_arrays()
             except ValueError as err:
                 raise ConfigError(str(err)) from err

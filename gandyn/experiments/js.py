@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checkpoint import stage
+from ..checkpoint import stage, within
 from ..diagnostics import sliced_wasserstein1
 from ..distributions import GaussianMixture, Normal
 from ..games.js import (
@@ -70,8 +70,8 @@ from ..solvers.gan_as_ode import (
 from ..solvers.js_flow import JSFlowProblem, simulate_js_flow
 from ..units import ACTIVATIONS
 from . import memory
-from .common import finite_or_none
-from .grids import finite_summary, ring_mixture
+from .common import finite_or_none, finite_summary
+from .grids import ring_mixture
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
 
 ESTIMATORS = ("kde", "neural", "exact")
@@ -193,7 +193,7 @@ def _flow_estimator(config, data, data_points, particles, fp, key):
     return NeuralDrift(disc)
 
 
-def _flow_grid(config: dict[str, Any], data, init) -> dict[str, Any]:
+def _flow_grid(config: dict[str, Any], options: RunOptions, data, init) -> dict[str, Any]:
     """The Fokker–Planck solution on the grid (stage ``fokker-planck``)."""
     try:
         return solve_fokker_planck(
@@ -204,6 +204,8 @@ def _flow_grid(config: dict[str, Any], data, init) -> dict[str, Any]:
             config["t1"],
             normalisation=config["normalisation"],
             n_saves=config["n_saves"],
+            checkpoint=within(options.checkpoint, "fokker-planck"),
+            progress=options.progress,
         ).as_arrays()
     except ValueError as err:
         raise ConfigError(f"margin/cells: the grid solver refused the box: {err}") from err
@@ -244,7 +246,7 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     x0 = init.sample(key_x, n)
     spec = options.checkpoint
     fp = FokkerPlanckSolution.from_arrays(
-        stage(spec, "fokker-planck", partial(_flow_grid, config, data, init))
+        stage(spec, "fokker-planck", partial(_flow_grid, config, options, data, init))
     )
     flow = stage(
         spec, "particle-flow", partial(_flow_particles, config, options, data, x0, fp, key_d)

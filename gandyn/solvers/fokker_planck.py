@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
@@ -36,6 +36,9 @@ from .._types import Array, Float, Int
 from ..distributions import GaussianMixture
 from ..games.js import NORMALISATIONS
 from .grid import Grid, discretize, nonfinite_cells
+
+if TYPE_CHECKING:
+    from ..checkpoint import CheckpointSpec
 
 METHODS = ("explicit", "implicit")
 
@@ -228,6 +231,8 @@ def solve_fokker_planck(
     n_saves: int = 101,
     newton_steps: int = 6,
     tolerance: float = 1e-6,
+    checkpoint: CheckpointSpec | None = None,
+    progress: bool = False,
 ) -> FokkerPlanckSolution:
     """Solve ``∂_t ρ = κ ∇·(ρ_d ∇ log(1 + ρ/ρ_d))`` on a box from ``ρ(0) = initial``.
 
@@ -239,7 +244,11 @@ def solve_fokker_planck(
     number of steps and of save intervals; an explicit ``dt`` above the limit raises
     ``ValueError``. Diagnostics and densities are saved at ``n_saves`` evenly spaced times.
     The box must hold all but ``tolerance`` of both laws' mass. A non-finite density stops
-    the stepping (``status == "nonfinite"``).
+    the stepping (``status == "nonfinite"``). With a ``checkpoint``
+    (:class:`~gandyn.checkpoint.CheckpointSpec`) the save intervals are worked through in
+    segments (about ``checkpoint.every`` long, default a tenth of them), each followed by a
+    checkpoint; ``checkpoint.resume`` continues from the newest; the result is the
+    one-call result bit for bit. ``progress`` shows a bar over the segments.
     """
     if normalisation not in NORMALISATIONS:
         raise ValueError(
@@ -271,7 +280,17 @@ def solve_fokker_planck(
     intervals = n_saves - 1
     substeps = max(1, math.ceil(t1 / (intervals * dt) - 1e-9))
     step = t1 / (intervals * substeps)
-    densities, diag, n = _scan(op, masses, step, intervals, substeps, method, newton_steps)
+    scheme = (step, substeps, method, newton_steps)
+    first = _diagnostics(op, masses)
+    if method == "implicit":
+        first["newton_residual"] = jnp.zeros((), masses.dtype)
+    start = (masses, jnp.zeros((), jnp.int32))
+    if checkpoint is None:
+        (_, n), (history, diag) = _intervals(op, start, intervals, *scheme)
+    else:
+        n, history, diag = _segmented(op, start, intervals, scheme, checkpoint, progress)
+    diag = {k: jnp.concatenate([first[k][None], v]) for k, v in diag.items()}
+    densities = jnp.concatenate([masses[None], history]) / grid.volume
     return FokkerPlanckSolution(
         grid=grid,
         ts=jnp.asarray(np.linspace(0.0, step * intervals * substeps, intervals + 1)),
@@ -310,9 +329,37 @@ def _implicit_step(op: FokkerPlanckOperator, m_old: Array, dt, newton_steps: int
     return jnp.maximum(m, 0.0), jnp.max(jnp.abs(mismatch)) / jnp.max(m_old)
 
 
+def _segmented(op, start, intervals: int, scheme, spec: CheckpointSpec, progress: bool):
+    """:func:`_intervals` in checkpointed segments: a whole number of intervals each, the
+    divisor of ``intervals`` nearest to the wanted length (equal segments share one
+    compilation)."""
+    from ..checkpoint import SEGMENTS, run_segments
+
+    t1 = scheme[0] * scheme[1] * intervals
+    want = intervals / SEGMENTS if spec.every is None else spec.every / t1 * intervals
+    divisors = [d for d in range(1, intervals + 1) if intervals % d == 0]
+    per = min(divisors, key=lambda d: abs(d - want))
+    n_segments = intervals // per
+
+    def segment(k: int, carry):
+        del k
+        carry, (history, diag) = _intervals(op, carry, per, *scheme)
+        records = {"history": history} | {f"diag_{n}": v for n, v in diag.items()}
+        return records, carry, bool(jnp.all(jnp.isfinite(carry[0])))
+
+    run = run_segments(spec, start, n_segments, segment, progress=progress)
+    if run.interrupted:
+        raise KeyboardInterrupt
+    records = {name: jnp.asarray(v) for name, v in run.records.items()}
+    diag = {name[5:]: v for name, v in records.items() if name.startswith("diag_")}
+    return run.carry[1], records["history"], diag
+
+
 @eqx.filter_jit
-def _scan(op, masses, dt, intervals: int, substeps: int, method: str, newton_steps: int):
-    """Steps between saves in a ``while_loop`` that stops at the first non-finite state."""
+def _intervals(op, carry, intervals: int, dt, substeps: int, method: str, newton_steps: int):
+    """``intervals`` save intervals of ``substeps`` steps from ``carry = (masses, steps so
+    far)``; each in a ``while_loop`` that stops at the first non-finite state. Returns the
+    carry and, per interval, the masses and the diagnostics at its end."""
 
     def step(carry):
         m, worst, k = carry
@@ -334,10 +381,4 @@ def _scan(op, masses, dt, intervals: int, substeps: int, method: str, newton_ste
             diag["newton_residual"] = worst
         return (m, n + k), (m, diag)
 
-    start = (masses, jnp.zeros((), jnp.int32))
-    (_, n), (history, diag) = jax.lax.scan(interval, start, None, length=intervals)
-    first = _diagnostics(op, masses)
-    if method == "implicit":
-        first["newton_residual"] = jnp.zeros((), masses.dtype)
-    diag = {k: jnp.concatenate([first[k][None], v]) for k, v in diag.items()}
-    return jnp.concatenate([masses[None], history]) / op.grid.volume, diag, n
+    return jax.lax.scan(interval, carry, None, length=intervals)

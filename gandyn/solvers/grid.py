@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
@@ -35,6 +35,9 @@ from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyCli
 from ..distributions import GaussianMixture, Normal
 from ..games import MeanFieldGame, critic_velocity, generator_velocity
 from ..measure import ParticleMeasure
+
+if TYPE_CHECKING:
+    from ..checkpoint import CheckpointSpec
 
 SCHEMES = ("upwind", "muscl")
 CFL_LIMITS = {"upwind": 1.0, "muscl": 0.5}
@@ -474,6 +477,8 @@ def solve_continuity(
     dt: float | None = None,
     courant: float | None = None,
     max_steps: int = 1_000_000,
+    checkpoint: CheckpointSpec | None = None,
+    progress: bool = False,
 ) -> GridTrajectory:
     """Integrate both continuity equations from ``state`` at ``t = 0`` to ``t1``.
 
@@ -484,6 +489,13 @@ def solve_continuity(
     ``save_ts`` (default 201 evenly spaced times), masses at ``snapshot_ts`` plus 0 and
     ``t1`` (these join the save times). A non-finite state stops the stepping
     (``status == "nonfinite"``).
+
+    With a ``checkpoint`` (:class:`~gandyn.checkpoint.CheckpointSpec`; not under
+    ``jit``/``vmap``) the save times are worked through in segments of about
+    ``checkpoint.every`` (default: a tenth of them), each followed by a checkpoint of the
+    state and the diagnostics so far; ``checkpoint.resume`` continues from the newest. Steps
+    land on the save times anyway, so the result is the one-call result bit for bit.
+    ``progress`` shows a bar over the segments.
     """
     limit = CFL_LIMITS[problem.scheme]
     t1 = float(t1)
@@ -510,16 +522,15 @@ def solve_continuity(
         outflow = _initial_outflow(problem, state)
         if not isinstance(outflow, Tracer) and dt * float(outflow) > limit:
             raise ValueError(_cfl_message(problem.scheme, dt, dt * float(outflow), 0.0, outflow))
-    traj = _run(
-        problem,
-        state,
-        jnp.asarray(ts),
-        jnp.asarray(snap_index),
-        jnp.asarray(snaps),
-        None if dt is None else jnp.asarray(dt),
-        courant,
-        max_steps,
-    )
+    steps = (None if dt is None else jnp.asarray(dt), courant, max_steps)
+    zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((snaps.size, *a.shape), a.dtype), state)
+    carry = (jnp.asarray(ts[0]), state, jnp.zeros((), jnp.int32), zeros)
+    if checkpoint is None:
+        carry, diag = _advance(problem, carry, jnp.asarray(ts), jnp.asarray(snap_index), *steps)
+    else:
+        carry, diag = _segmented(problem, carry, ts, snap_index, steps, checkpoint, progress)
+    _, final, n, snapshots = carry
+    traj = GridTrajectory(jnp.asarray(ts), diag, jnp.asarray(snaps), snapshots, final, n)
     used = traj.diagnostics["courant"]
     if dt is not None and not isinstance(used, Tracer) and bool(jnp.any(used > limit)):
         k = int(jnp.argmax(used > limit))
@@ -548,8 +559,41 @@ def _finite(state: GridState) -> Bool[Array, ""]:
     return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
 
 
+def _segmented(problem, carry, ts, snap_index, steps, spec: CheckpointSpec, progress: bool):
+    """:func:`_advance` over segments of the save times, checkpointed after each; the
+    last segment is padded with repeats of ``t1`` (no steps; dropped) so that all share
+    one compilation."""
+    from ..checkpoint import SEGMENTS, run_segments
+
+    count = ts.size
+    if spec.every is None:
+        per = -(-count // SEGMENTS)
+    else:
+        per = max(1, round(spec.every * (count - 1) / float(ts[-1])))
+    n_segments = -(-count // per)
+    pad = n_segments * per - count
+    ts_all = np.concatenate([ts, np.full(pad, ts[-1])])
+    index_all = np.concatenate([snap_index, np.full(pad, -1)])
+
+    def segment(k: int, carry):
+        part = slice(k * per, (k + 1) * per)
+        carry, diag = _advance(
+            problem, carry, jnp.asarray(ts_all[part]), jnp.asarray(index_all[part]), *steps
+        )
+        keep = min(per, count - k * per)
+        return {name: v[:keep] for name, v in diag.items()}, carry, bool(_finite(carry[1]))
+
+    run = run_segments(spec, carry, n_segments, segment, progress=progress)
+    if run.interrupted:
+        raise KeyboardInterrupt
+    return run.carry, {name: jnp.asarray(v) for name, v in run.records.items()}
+
+
 @eqx.filter_jit
-def _run(problem, state, ts, snap_index, snapshot_ts, dt, courant, max_steps: int):
+def _advance(problem, carry, ts, snap_index, dt, courant, max_steps: int):
+    """From ``carry = (t, state, steps so far, snapshot buffers)`` through the save times
+    ``ts`` (snapshot slot per save in ``snap_index``, −1 for none): the new carry and the
+    diagnostics at each save."""
     two_stage = problem.scheme == "muscl"
     zero = jnp.zeros((), dtype=ts.dtype)
 
@@ -586,10 +630,4 @@ def _run(problem, state, ts, snap_index, snapshot_ts, dt, courant, max_steps: in
         diag = grid_diagnostics(problem, y) | {"courant": used, "steps": n, "t": t}
         return (t, y, n, snaps), diag
 
-    n_snaps = snapshot_ts.shape[0]
-    buffers = jax.tree_util.tree_map(lambda a: jnp.zeros((n_snaps,) + a.shape, a.dtype), state)
-    n0 = jnp.zeros((), dtype=jnp.int32)
-    (_, final, n, snaps), diag = jax.lax.scan(
-        advance, (ts[0], state, n0, buffers), (ts, snap_index)
-    )
-    return GridTrajectory(ts, diag, snapshot_ts, snaps, final, n)
+    return jax.lax.scan(advance, carry, (ts, snap_index))
