@@ -121,11 +121,10 @@ def test_resume_refuses_complete_and_unrelated_folders(tmp_path):
 @pytest.mark.parametrize(
     "every,needle",
     [
-        ("0.333", "multiple of dt"),
         ("-1", "must be positive"),
         ("0", "must be positive"),
         ("often", "expected auto, off"),
-        ("2.5steps", "multiple of dt"),
+        ("2.5steps", "whole N"),
     ],
 )
 def test_bad_checkpoint_interval_is_refused(tmp_path, every, needle):
@@ -139,6 +138,9 @@ def test_bad_checkpoint_interval_is_refused(tmp_path, every, needle):
 def test_segments_cover_the_run_exactly():
     assert segment_bounds(0.0, 2.0, 0.01, 0.5) == [(0, 50), (50, 100), (100, 150), (150, 200)]
     assert segment_bounds(0.0, 1.0, 0.1, 0.3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    # an interval between steps rounds to whole steps, at least one
+    assert segment_bounds(0.0, 1.0, 0.1, 0.33) == segment_bounds(0.0, 1.0, 0.1, 0.3)
+    assert segment_bounds(0.0, 0.3, 0.1, 0.01) == [(0, 1), (1, 2), (2, 3)]
 
 
 def interrupt_at(monkeypatch, module, name, call):
@@ -200,3 +202,17 @@ def test_resume_refuses_checkpoints_of_another_config(tmp_path):
     (out / "config.json").write_text(json.dumps(config | {"c": 0.3}))
     resumed = runner.invoke(app, ["resume", str(out)])
     assert resumed.exit_code == 2 and "written by another run" in resumed.output
+
+
+def test_checkpoint_intervals_parse_as_times_steps_auto_or_off():
+    from gandyn.cli import parse_interval
+
+    config = {"dt": 0.01, "t1": 2.0}
+    assert parse_interval("auto", config) is None
+    assert parse_interval("OFF", config) == 0.0
+    assert parse_interval("0.5", config) == 0.5
+    assert parse_interval("50steps", config) == pytest.approx(0.5)
+    assert parse_interval("50 steps", config) == pytest.approx(0.5)
+    assert parse_interval("0.25", {"cells": 100}) == 0.25  # a grid experiment: a time
+    with pytest.raises(gd.experiments.ConfigError, match="whole N"):
+        parse_interval("50steps", {"cells": 100})

@@ -366,8 +366,7 @@ def train_wgan(
     loop = _start(plan, state, key, state_axis if batched else False)
     if checkpoint is None:
         return _finish(plan, _advance(plan, loop, 0, n_steps, batched))
-    per = max(1, round(checkpoint.interval(t1, eta) / eta))  # whole steps, at least one
-    bounds = segment_bounds(0.0, t1, eta, per * eta)
+    bounds = segment_bounds(0.0, t1, eta, checkpoint.interval(t1, eta))
 
     def segment(index: int, loop: _Loop):
         loop = _advance(plan, loop, *bounds[index], batched)
