@@ -75,9 +75,12 @@ def _progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
-def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bool) -> None:
+def _finish(
+    experiment, config, out: Path, meta: dict, options, *, overwrite: bool, fresh: bool
+) -> None:
     """Run, print the summary, write the folder, exit with the run's status. Ctrl-C marks
-    a checkpointed run ``interrupted`` (its checkpoints stay for ``gandyn resume``)."""
+    a checkpointed run ``interrupted`` (its checkpoints stay for ``gandyn resume``); input
+    the run itself refuses exits 2 and removes a ``fresh`` folder (nothing partial)."""
     import shutil
 
     from .checkpoint import StaleCheckpoint
@@ -86,7 +89,9 @@ def _finish(experiment, config, out: Path, meta: dict, options, *, overwrite: bo
     start = time.perf_counter()
     try:
         result = experiment.run(config, options)
-    except StaleCheckpoint as err:
+    except (StaleCheckpoint, ConfigError) as err:
+        if fresh and options.checkpoint is not None:
+            shutil.rmtree(out, ignore_errors=True)
         _fail(str(err))
         return
     except KeyboardInterrupt:
@@ -271,7 +276,7 @@ def run(
         start_run_folder(out, overwrite, config, meta | {"experiment": name})
         spec = CheckpointSpec(out / "checkpoints", every, origin=_origin(name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec, devices=devices)
-    _finish(experiment, config, out, meta, options, overwrite=overwrite)
+    _finish(experiment, config, out, meta, options, overwrite=overwrite, fresh=True)
 
 
 @app.command()
@@ -315,7 +320,7 @@ def resume(
         folder / "checkpoints", meta["checkpoint_every"], True, _origin(experiment.name, config)
     )
     options = RunOptions(progress=_progress(progress), checkpoint=spec)
-    _finish(experiment, config, folder, keep, options, overwrite=True)
+    _finish(experiment, config, folder, keep, options, overwrite=True, fresh=False)
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:

@@ -167,3 +167,15 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(tmp_path, 
     assert result.exit_code == 2
     assert "memory: this run needs about" in result.output and "n_gen" in result.output
     assert not out.exists()
+
+
+def test_input_refused_by_the_run_itself_exits_2_and_leaves_no_folder(tmp_path):
+    # an explicit Fokker-Planck step above the diffusive limit is only known once the grid
+    # is built, inside the run, after the (checkpointed) folder was started
+    out = tmp_path / "fp"
+    result = runner.invoke(
+        app, ["run", "fp-js-1d", "--set", "dt=1.0", "--set", "cells=50", "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "diffusive limit" in result.output
+    assert not out.exists()

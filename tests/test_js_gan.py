@@ -137,3 +137,25 @@ def test_gan_as_ode_experiment_follows_the_mse_descent():
         assert 0 < s[f"K{K}_displacement_ratio_mean"] < 1
     assert s["K3_displacement_ratio_mean"] > s["K1_displacement_ratio_mean"]
     assert result.trajectory["K3_snapshots"].shape == (3, 36, 2)
+
+
+def test_gan_as_ode_reports_the_iteration_where_a_run_went_nonfinite(monkeypatch):
+    from gandyn.experiments import js
+
+    original = js._gan_run
+
+    def breaks_at_iteration_7(algorithm, generator, n_iter, every):
+        run = original(algorithm, generator, n_iter, every)
+        if algorithm.K == 2:  # from iteration 7 (0-based 6) on, as if the fit blew up
+            run["diag_mse_after"] = np.where(np.arange(n_iter) >= 6, np.nan, run["diag_mse_after"])
+            run["snapshots"] = np.where(
+                np.arange(len(run["snapshots"]))[:, None, None] > 0, np.inf, run["snapshots"]
+            )
+        return run
+
+    monkeypatch.setattr(js, "_gan_run", breaks_at_iteration_7)
+    config = dict(K_list=[1, 2], n_iter=10, snapshot_every=5, gen_width=8, latent_quadrature=4)
+    result = run_experiment("gan-as-ode", quadrature=2, eps=0.05, **config)
+    assert result.status == "nonfinite" and result.summary["status"] == "nonfinite"
+    assert result.message == "generated points went non-finite: K = 2 after iteration 7 (t = 0.35)"
+    assert np.isfinite(result.trajectory["K1_snapshots"]).all()

@@ -452,7 +452,10 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         )
         final_distance = sliced_wasserstein1(snaps[-1], weights, data_rule.nodes, data_rule.weights)
         if not np.all(np.isfinite(snaps)):
-            nonfinite.append(K)
+            bad = ~np.isfinite(diag["mse_after"])
+            first = int(np.argmax(bad)) if bad.any() else n_iter - 1
+            t_bad = (first + 1) * config["eps"]
+            nonfinite.append(f"K = {K} after iteration {first + 1} (t = {t_bad:g})")
         ratio = diag["mse_after"] / np.maximum(diag["mse_before"], 1e-300)
         summary |= {
             f"K{K}_data_distance_initial": finite_or_none(diag["data_distance"][0]),
@@ -471,7 +474,7 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         "latent_weights": np.asarray(weights),
     }
     status = "nonfinite" if nonfinite else "ok"
-    message = f"the generated points went non-finite for K = {nonfinite}" if nonfinite else None
+    message = "generated points went non-finite: " + "; ".join(nonfinite) if nonfinite else None
     return Result("gan-as-ode", config, {"status": status} | summary, arrays, status, message)
 
 
