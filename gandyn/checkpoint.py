@@ -253,12 +253,14 @@ def _from_host(like, leaves: list[np.ndarray]):
                 jax.random.wrap_key_data(jnp.asarray(new), impl=jax.random.key_impl(old))
             )
             continue
-        if np.shape(old) != new.shape or np.asarray(old).dtype != new.dtype:
+        dtype = np.dtype(old.dtype if hasattr(old, "dtype") else np.asarray(old).dtype)
+        if np.shape(old) != new.shape or dtype != new.dtype:
             raise ValueError(
                 f"checkpoint array {new.dtype}{list(new.shape)} does not match the run's "
-                f"{np.asarray(old).dtype}{list(np.shape(old))}: was the config changed?"
+                f"{dtype}{list(np.shape(old))}: was the config changed?"
             )
-        restored.append(jnp.asarray(new))
+        # back where the run keeps it (e.g. sharded over devices)
+        restored.append(jax.device_put(new, old.sharding) if isinstance(old, jax.Array) else new)
     return jax.tree.unflatten(treedef, restored)
 
 

@@ -157,3 +157,42 @@ assert bad.exit_code == 2 and "cannot be split over 4 devices" in bad.output, ba
             assert four[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
         else:
             assert four[key] == value, key
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import pathlib, tempfile
+    import jax, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    import gandyn as gd
+    from gandyn.checkpoint import CheckpointSpec, simulate_checkpointed
+    from gandyn.experiments.toy import T1_PARAMS, build_t1
+    from gandyn.sharding import particle_mesh, shard_problem
+
+    config = {k: p.default for k, p in T1_PARAMS.items()}
+    config |= {"n_gen": 8, "n_critic": 8, "quadrature": 4, "t1": 1.0, "dt": 0.01}
+    problem, state = shard_problem(*build_t1(config), particle_mesh(jax.devices()[:4]))
+    folder = pathlib.Path(tempfile.mkdtemp())
+    kwargs = dict(t1=1.0, dt=0.01, solver="euler", snapshot_ts=[0.5],
+                  diagnostics=gd.diagnostics.default_diagnostics())
+    whole = simulate_checkpointed(problem, state, CheckpointSpec(folder, 0.2), **kwargs)
+    for path in sorted(folder.glob("ckpt-*.npz"))[1:]:
+        path.unlink()
+    spec = CheckpointSpec(folder, 0.2, resume=True)
+    resumed = simulate_checkpointed(problem, state, spec, **kwargs)
+    final = resumed.final.generator
+    np.testing.assert_array_equal(final, whole.final.generator)
+    mean = resumed.diagnostics["critic_mean"]
+    np.testing.assert_array_equal(mean, whole.diagnostics["critic_mean"])
+    assert final.sharding == state.generator.sharding, final.sharding
+    # the state read back from a checkpoint goes back onto the devices it came from
+    from gandyn.checkpoint import _from_host, _to_host
+    restored = _from_host(state, _to_host(state))
+    assert restored.critic.sharding == state.critic.sharding, restored.critic.sharding
+    print("ok")
+    """
+)
+
+
+def test_a_sharded_run_resumes_sharded_and_bit_for_bit():
+    _run_on_8_devices(RESUME_SCRIPT)
