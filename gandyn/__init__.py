@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from . import diagnostics as diagnostics, experiments as experiments
+from .checkpoint import CheckpointSpec as CheckpointSpec, StaleCheckpoint as StaleCheckpoint
 from .constraints import (
     AbstractConstraint as AbstractConstraint,
     HardClip as HardClip,
