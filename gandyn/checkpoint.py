@@ -19,7 +19,6 @@ with a warning; a file of another run raises :class:`StaleCheckpoint`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import warnings
@@ -416,11 +415,3 @@ def simulate_checkpointed(
         num_steps=jnp.asarray(int(arrays.get("steps", np.zeros(0, int)).sum())),
         interrupted=run.interrupted,
     )
-
-
-def run_metadata(directory: Path) -> dict[str, Any]:
-    """``run.json`` of a run folder (what ``gandyn resume`` needs to continue it)."""
-    path = directory / "run.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{directory} has no run.json: not a gandyn run folder")
-    return json.loads(path.read_text())
