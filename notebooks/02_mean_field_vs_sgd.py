@@ -34,7 +34,12 @@ import numpy as np
 
 import gandyn as gd
 from gandyn.experiments.toy import T2_PARAMS, build_t2
-from gandyn.plotting.algorithm import plot_critic_comparison, plot_gaps, plot_observables
+from gandyn.plotting.algorithm import (
+    critic_histograms,
+    plot_critic_comparison,
+    plot_gaps,
+    plot_observables,
+)
 
 jax.config.update("jax_enable_x64", True)
 SMOKE = os.environ.get("GANDYN_SMOKE") == "1"
@@ -142,24 +147,8 @@ bins = np.linspace(-1.05 * c, 1.05 * c, 36)
 for s, t in enumerate(np.asarray(ode.snapshot_ts)):
     for j, name in enumerate(("α", "β", "b")):
         ax = axes[j, s]
-        ax.hist(
-            np.asarray(ode.snapshots.critic[s, :, j]),
-            bins=bins,
-            density=True,
-            color="0.6",
-            label="ODE",
-        )
-        ax.hist(
-            np.asarray(sgd.snapshots.critic[s, :, j]),
-            bins=bins,
-            density=True,
-            histtype="step",
-            color="C1",
-            label=f"N = {width}",
-        )
-        ax.axvline(-c, color="r", lw=0.6)
-        ax.axvline(c, color="r", lw=0.6)
-        ax.tick_params(labelsize=6)
+        ode_nodes, sgd_nodes = ode.snapshots.critic[s, :, j], sgd.snapshots.critic[s, :, j]
+        critic_histograms(ax, ode_nodes, sgd_nodes, bins, c, f"N = {width}")
         if s == 0:
             ax.set_ylabel(name)
     axes[0, s].set_title(f"t = {t:.2g}", fontsize=8)

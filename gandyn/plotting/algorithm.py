@@ -104,6 +104,16 @@ def plot_observables(result: Result, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def critic_histograms(ax, ode, network, bins, c: float, label: str) -> None:
+    """On ``ax``: densities of one critic coordinate, the ODE's particles ``ode`` (filled)
+    against a finite network's ``network`` (outline, ``label``), walls ``±c`` in red."""
+    ax.hist(np.asarray(ode), bins=bins, density=True, color="0.6", label="ODE")
+    ax.hist(np.asarray(network), bins=bins, density=True, histtype="step", color="C1", label=label)
+    ax.axvline(-c, color="r", lw=0.6)
+    ax.axvline(c, color="r", lw=0.6)
+    ax.tick_params(labelsize=6)
+
+
 def plot_critic_comparison(
     result: Result, path: Path, times: tuple[float, ...] | None = None
 ) -> Path:
@@ -123,20 +133,17 @@ def plot_critic_comparison(
     bins = np.linspace(-lim, lim, 42)
     for ax in axes.flat[len(index) :]:
         ax.set_axis_off()
+    width = int(traj["widths"][-1])
     for ax, s in zip(axes.flat, index, strict=False):
-        ax.hist(traj["snapshot_critic"][s, :, 0], bins=bins, density=True, color="0.6", label="ODE")
-        ax.hist(
+        critic_histograms(
+            ax,
+            traj["snapshot_critic"][s, :, 0],
             traj["width_run_snapshot_critic"][s, :, 0],
-            bins=bins,
-            density=True,
-            histtype="step",
-            color="C1",
-            label=f"N = {int(traj['widths'][-1])}",
+            bins,
+            c,
+            f"N = {width}",
         )
-        ax.axvline(-c, color="r", lw=0.6)
-        ax.axvline(c, color="r", lw=0.6)
         ax.set_title(f"t = {snap_ts[s]:.3g}", fontsize=8)
-        ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(
         "critic parameter ω[0]: mean-field measure vs finite network (red: walls ±c)", fontsize=9
