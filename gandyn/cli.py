@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -75,59 +76,59 @@ def _progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
-def _finish(
-    experiment, config, out: Path, meta: dict, options, *, overwrite: bool, fresh: bool
-) -> None:
-    """Run, print the summary, write the folder, exit with the run's status. Ctrl-C marks
-    a checkpointed run ``interrupted`` (its checkpoints stay for ``gandyn resume``); input
-    the run itself refuses exits 2 and removes a ``fresh`` folder (nothing partial)."""
-    import shutil
-
+def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, fresh: bool) -> None:
+    """Run into the folder ``work``, print the summary, write the results there and, if the
+    run is ``ok``, swap ``work`` in as ``out`` (they differ when a run replaces an older
+    one: a failed replacement leaves the old run as it was). Exit with the run's status.
+    Ctrl-C marks the run ``interrupted`` (checkpoints stay for ``gandyn resume``); input the
+    run itself refuses exits 2 and removes a ``fresh`` folder (nothing partial)."""
     from .checkpoint import StaleCheckpoint
     from .io import write_json, write_run
+    from .runs import promote, remove_started
 
     start = time.perf_counter()
     try:
         result = experiment.run(config, options)
     except (StaleCheckpoint, ConfigError) as err:
-        if fresh and options.checkpoint is not None:
-            shutil.rmtree(out, ignore_errors=True)
+        if fresh:
+            remove_started(work)
         _fail(str(err))
         return
     except KeyboardInterrupt:
         if options.checkpoint is None:
-            raise
-        message = (
-            f"interrupted (Ctrl-C); the work done so far is kept in {out / 'checkpoints'} "
-            "(finished stages as stages/NAME.npz)"
-        )
-        run_json = json.loads((out / "run.json").read_text())
-        write_json(out / "summary.json", {"status": "interrupted"})
-        write_json(out / "run.json", run_json | {"status": "interrupted", "message": message})
-        typer.echo(f"error: {message}; continue with: gandyn resume {out}", err=True)
+            message = "interrupted (Ctrl-C); checkpoints were off, so nothing can be resumed"
+        else:
+            message = (
+                f"interrupted (Ctrl-C); the work done so far is kept in {work / 'checkpoints'} "
+                "(finished stages as stages/NAME.npz)"
+            )
+        run_json = json.loads((work / "run.json").read_text())
+        write_json(work / "summary.json", {"status": "interrupted"})
+        write_json(work / "run.json", run_json | {"status": "interrupted", "message": message})
+        hint = "" if options.checkpoint is None else f"; continue with: gandyn resume {work}"
+        typer.echo(f"error: {message}{hint}", err=True)
         raise typer.Exit(code=130) from None
     meta = meta | {"elapsed_s": round(time.perf_counter() - start, 3)}
+    if work != out:
+        meta |= {"replaces": out.name}
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
         typer.echo(f"  {key:<{width}}  {shown}")
-    in_place = options.checkpoint is not None
     write_run(
-        result,
-        experiment,
-        out,
-        overwrite=overwrite,
-        plots=meta["plots"],
-        meta=meta,
-        in_place=in_place,
+        result, experiment, work, overwrite=True, plots=meta["plots"], meta=meta, in_place=True
     )
-    if in_place and result.status == "ok":
-        shutil.rmtree(options.checkpoint.directory, ignore_errors=True)
-    typer.echo(f"wrote {out}")
-    if result.status != "ok":
-        hint = f"; continue with: gandyn resume {out}" if result.status == "interrupted" else ""
-        typer.echo(f"error: {result.message or result.status}{hint}", err=True)
-        raise typer.Exit(code=130 if result.status == "interrupted" else 1)
+    if result.status == "ok":
+        if options.checkpoint is not None:
+            shutil.rmtree(options.checkpoint.directory, ignore_errors=True)
+        promote(work, out)
+        typer.echo(f"wrote {out}")
+        return
+    typer.echo(f"wrote {work}")
+    kept = f"; the earlier run in {out} is kept" if work != out else ""
+    hint = f"; continue with: gandyn resume {work}" if result.status == "interrupted" else ""
+    typer.echo(f"error: {result.message or result.status}{kept}{hint}", err=True)
+    raise typer.Exit(code=130 if result.status == "interrupted" else 1)
 
 
 def _origin(name: str, config: dict[str, Any]) -> str:
@@ -256,27 +257,39 @@ def run(
     from . import experiments  # noqa: F401  (registers them)
     from .checkpoint import CheckpointSpec
     from .experiments.registry import RunOptions
-    from .io import check_out_dir, start_run_folder
+    from .io import start_run_folder
+    from .runs import check_destination, claim
 
     out = Path("runs") / name if out is None else out
     try:
         experiment = get_experiment(name)
         from_file = {} if config_file is None else load_config_file(config_file)
         config = resolve_config(experiment, from_file | parse_set(set_ or []))
-        check_out_dir(out, overwrite)
         _check_devices(devices, config, jax.device_count())
         _check_memory(experiment, config, devices)
         every = parse_interval(checkpoint_every, config)
+        check_destination(out, overwrite)
+        meta = {"plots": plots, "x64": x64, "checkpoint_every": every}
+        work = start_run_folder(out, overwrite, config, meta | {"experiment": name})
     except ConfigError as err:
         _fail(str(err))
         return
-    meta = {"plots": plots, "x64": x64, "checkpoint_every": every}
+    if work != out:
+        typer.echo(f"replacing {out}: this run goes into {work} until it ends ok", err=True)
     spec = None
     if every != 0.0:
-        start_run_folder(out, overwrite, config, meta | {"experiment": name})
-        spec = CheckpointSpec(out / "checkpoints", every, origin=_origin(name, config))
+        spec = CheckpointSpec(work / "checkpoints", every, origin=_origin(name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec, devices=devices)
-    _finish(experiment, config, out, meta, options, overwrite=overwrite, fresh=True)
+    try:
+        with claim(work):
+            _finish(experiment, config, work, out, meta, options, fresh=True)
+    except ConfigError as err:
+        _fail(str(err))
+
+
+def _unfinished_replacements(folder: Path) -> list[Path]:
+    """Hidden siblings of ``folder`` holding a replacement run that has not ended ok."""
+    return sorted(folder.parent.glob(f".{folder.name}.next-*"))
 
 
 @app.command()
@@ -287,9 +300,22 @@ def resume(
     ] = None,
 ) -> None:
     """Continue an unfinished run or sweep from its newest good checkpoint."""
-    if (folder / "sweep.json").exists():
-        _resume_sweep(folder, progress)
+    from .runs import claim
+
+    if not folder.is_dir():
+        _fail(f"{folder} is not a readable gandyn run or sweep folder (no such folder)")
         return
+    try:
+        with claim(folder):
+            if (folder / "sweep.json").exists():
+                _resume_sweep(folder, progress)
+            else:
+                _resume_run(folder, progress)
+    except ConfigError as err:
+        _fail(str(err))
+
+
+def _resume_run(folder: Path, progress: bool | None) -> None:
     import jax
 
     from . import experiments  # noqa: F401  (registers them)
@@ -302,11 +328,23 @@ def resume(
     except (OSError, json.JSONDecodeError) as err:
         _fail(f"{folder} is not a readable gandyn run or sweep folder ({err})")
         return
-    if meta.get("checkpoint_every") == 0.0:
-        _fail(f"{folder} was run with --checkpoint-every off; nothing to resume")
+    if not (isinstance(meta, dict) and isinstance(config_overrides, dict)):
+        _fail(f"{folder}: run.json and config.json must hold JSON objects")
         return
     if meta.get("status") == "ok":
-        _fail(f"{folder} is complete (status ok); nothing to resume")
+        pending = _unfinished_replacements(folder)
+        hint = f"; an unfinished replacement is in {pending[-1]}" if pending else ""
+        _fail(f"{folder} is complete (status ok); nothing to resume{hint}")
+        return
+    every = meta.get("checkpoint_every")
+    if every == 0.0:
+        _fail(f"{folder} was run with --checkpoint-every off; nothing to resume")
+        return
+    if not (every is None or isinstance(every, int | float) and math.isfinite(every) and every > 0):
+        _fail(f"{folder}/run.json: checkpoint_every must be a positive number, got {every!r}")
+        return
+    if not isinstance(meta.get("experiment"), str):
+        _fail(f"{folder}/run.json: no experiment name")
         return
     jax.config.update("jax_enable_x64", bool(meta.get("x64", True)))
     try:
@@ -316,11 +354,10 @@ def resume(
         _fail(f"{folder}/config.json: {err}")
         return
     keep = {key: meta.get(key) for key in ("plots", "x64", "checkpoint_every")}
-    spec = CheckpointSpec(
-        folder / "checkpoints", meta["checkpoint_every"], True, _origin(experiment.name, config)
-    )
+    target = folder.parent / meta["replaces"] if "replaces" in meta else folder
+    spec = CheckpointSpec(folder / "checkpoints", every, True, _origin(experiment.name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec)
-    _finish(experiment, config, folder, keep, options, overwrite=True, fresh=False)
+    _finish(experiment, config, folder, target, keep, options, fresh=False)
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -382,43 +419,46 @@ def sweep_command(
     folder OUT: first sweep.json (the settings, status running), then each chunk's outcomes
     in OUT/checkpoints as it finishes, then sweep.nc and plots (status ok; the checkpoints
     are deleted). Ctrl-C stops with status interrupted; `gandyn resume OUT` continues."""
-    import shutil
-
     import jax
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
-    from .io import check_out_dir
+    from .runs import check_destination, claim, new_folder
     from .sweep import plan_sweep, write_sweep_record
 
     out = Path("runs") / f"{name}-sweep" if out is None else out
     try:
         values = parse_grid(grid or [])
         base = parse_set(set_ or [])
-        check_out_dir(out, overwrite)
+        check_destination(out, overwrite)
         plan = plan_sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
+        work = new_folder(out, overwrite)
     except ConfigError as err:
         _fail(str(err))
         return
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     settings = {"experiment": name, "grid": plan.values, "set": base, "chunk": chunk}
     settings |= {"devices": devices, "series": series or [], "plots": plots, "x64": x64}
-    write_sweep_record(out, settings, "running")
-    _resume_sweep(out, progress, plan)
+    if work != out:
+        settings["replaces"] = out.name
+        typer.echo(f"replacing {out}: this sweep goes into {work} until it ends ok", err=True)
+    write_sweep_record(work, settings, "running")
+    try:
+        with claim(work):
+            _resume_sweep(work, progress, plan)
+    except ConfigError as err:
+        _fail(str(err))
 
 
 def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
     """Run the sweep recorded in ``folder/sweep.json`` (``plan``: that sweep, already
     checked and compiled), reading back the chunks in its checkpoints; write sweep.nc and
-    plots in place, mark it ok and delete the checkpoints. Ctrl-C marks it interrupted."""
-    import shutil
-
+    plots in place, mark it ok, delete the checkpoints and, if it replaces an older sweep,
+    swap it in. Ctrl-C marks it interrupted."""
     import jax
 
     from . import experiments  # noqa: F401  (registers them)
     from .checkpoint import CheckpointSpec
+    from .runs import promote
     from .sweep import plan_sweep, write_sweep, write_sweep_record
 
     try:
@@ -426,8 +466,13 @@ def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
     except (OSError, json.JSONDecodeError) as err:
         _fail(f"{folder} is not a readable gandyn sweep folder ({err})")
         return
+    if not isinstance(record, dict):
+        _fail(f"{folder}/sweep.json must hold a JSON object")
+        return
     if record.get("status") == "ok":
-        _fail(f"{folder} is complete (status ok); nothing to resume")
+        pending = _unfinished_replacements(folder)
+        hint = f"; an unfinished replacement is in {pending[-1]}" if pending else ""
+        _fail(f"{folder} is complete (status ok); nothing to resume{hint}")
         return
     if plan is None:
         jax.config.update("jax_enable_x64", bool(record.get("x64", True)))
@@ -450,9 +495,11 @@ def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
         typer.echo(f"error: interrupted; continue with: gandyn resume {folder}", err=True)
         raise typer.Exit(code=130) from None
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    target = folder.parent / record["replaces"] if "replaces" in record else folder
+    promote(folder, target)
     shape = " x ".join(f"{key} ({size})" for key, size in dataset.sizes.items())
     typer.echo(f"swept {shape}: outcomes {', '.join(map(str, dataset.data_vars))}")
-    typer.echo(f"wrote {folder}")
+    typer.echo(f"wrote {target}")
 
 
 def main() -> None:

@@ -14,15 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .experiments.registry import ConfigError, Experiment, Result
-
-
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing ``out`` unless ``overwrite`` (checked before any work is done)."""
-    if out.exists() and not overwrite:
-        raise ConfigError(f"--out: {out} already exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} exists and is not a folder")
+from . import runs
+from .experiments.registry import Experiment, Result
 
 
 def available_memory() -> int:
@@ -68,25 +61,26 @@ def environment() -> dict[str, Any]:
     }
 
 
-def start_run_folder(out: Path, overwrite: bool, config: dict, meta: dict[str, Any]) -> None:
-    """Create ``out`` with ``config.json`` and ``run.json`` (status ``running``) for a run
-    that checkpoints into it as it goes."""
-    check_out_dir(out, overwrite)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    write_json(out / "config.json", config)
-    write_json(out / "run.json", meta | {"status": "running", "environment": environment()})
+def start_run_folder(out: Path, overwrite: bool, config: dict, meta: dict[str, Any]) -> Path:
+    """Create the folder a run writes into (``out``, or beside it when it replaces an old
+    run: see :mod:`gandyn.runs`) with ``config.json`` and ``run.json`` (status
+    ``running``); return it."""
+    work = runs.new_folder(out, overwrite)
+    if work != out:
+        meta = meta | {"replaces": out.name}
+    write_json(work / "config.json", config)
+    write_json(work / "run.json", meta | {"status": "running", "environment": environment()})
+    return work
 
 
 @contextlib.contextmanager
 def staged_folder(out: Path, *, overwrite: bool, in_place: bool = False) -> Iterator[Path]:
-    """A temporary sibling folder to write into; on success its files replace ``out``
-    (renamed into place whole, or file by file with ``in_place``, keeping other files).
-    On an error it is removed and ``out`` is left as it was."""
+    """A temporary sibling folder to write into; on success it replaces ``out`` whole
+    (:func:`gandyn.runs.promote`), or with ``in_place`` its files replace those of ``out``
+    one by one, keeping the others. On an error it is removed and ``out`` is left as it was."""
     out = Path(out)
     if not in_place:
-        check_out_dir(out, overwrite)
+        runs.check_destination(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -96,9 +90,7 @@ def staged_folder(out: Path, *, overwrite: bool, in_place: bool = False) -> Iter
                 os.replace(path, out / path.name)
             staging.rmdir()
         else:
-            if out.exists():
-                shutil.rmtree(out)
-            staging.rename(out)
+            runs.promote(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

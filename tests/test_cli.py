@@ -60,16 +60,17 @@ def test_run_writes_config_summary_trajectory_and_plots(tmp_path):
 
 def test_existing_folder_is_refused_unless_overwrite(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    first = runner.invoke(app, ["run", "toy-shift-linear", *TINY, "--out", str(out), "--no-plots"])
+    assert first.exit_code == 0, first.output
     refused = runner.invoke(app, ["run", "toy-shift-linear", *TINY, "--out", str(out)])
     assert refused.exit_code == 2 and "--overwrite" in refused.output
-    assert (out / "keep.txt").exists()
     replaced = runner.invoke(
-        app, ["run", "toy-shift-linear", *TINY, "--out", str(out), "--overwrite", "--no-plots"]
+        app,
+        ["run", "toy-shift-linear", *TINY, "--set", "c=0.3", "--out", str(out), "--overwrite"],
     )
-    assert replaced.exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "summary.json").exists()
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "config.json").read_text())["c"] == 0.3
+    assert (out / "time_series.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-
-class ConfigError(ValueError):
-    """Bad user input: the message names the key and what is allowed."""
+from ..errors import ConfigError as ConfigError
 
 
 @dataclass(frozen=True)
