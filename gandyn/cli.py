@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -88,7 +89,10 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
 
     start = time.perf_counter()
     try:
-        result = experiment.run(config, options)
+        result = experiment.run(config, options).finite()
+    except OSError as err:
+        _write_failed(work, err)
+        return
     except (StaleCheckpoint, ConfigError) as err:
         if fresh:
             remove_started(work)
@@ -115,9 +119,13 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
     for key, value in result.summary.items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
         typer.echo(f"  {key:<{width}}  {shown}")
-    write_run(
-        result, experiment, work, overwrite=True, plots=meta["plots"], meta=meta, in_place=True
-    )
+    try:
+        write_run(
+            result, experiment, work, overwrite=True, plots=meta["plots"], meta=meta, in_place=True
+        )
+    except OSError as err:
+        _write_failed(work, err)
+        return
     if result.status == "ok":
         if options.checkpoint is not None:
             shutil.rmtree(options.checkpoint.directory, ignore_errors=True)
@@ -129,6 +137,22 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
     hint = f"; continue with: gandyn resume {work}" if result.status == "interrupted" else ""
     typer.echo(f"error: {result.message or result.status}{kept}{hint}", err=True)
     raise typer.Exit(code=130 if result.status == "interrupted" else 1)
+
+
+def _write_failed(folder: Path, err: OSError) -> None:
+    """A write that failed (no space, permissions): one line naming the file and the cause,
+    the folder marked ``failed`` where that can still be written, exit 1."""
+    from .io import write_json
+
+    where = err.filename or folder
+    message = f"cannot write {where}: {err.strerror or err}"
+    with contextlib.suppress(OSError, ValueError):
+        record = folder / ("sweep.json" if (folder / "sweep.json").exists() else "run.json")
+        write_json(
+            record, json.loads(record.read_text()) | {"status": "failed", "message": message}
+        )
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
 
 
 def _origin(name: str, config: dict[str, Any]) -> str:
@@ -176,53 +200,6 @@ def _check_devices(devices: int, config: dict[str, Any], available: int) -> None
             )
 
 
-RUNTIME_BYTES = 512 * 2**20
-"""Memory of the process beyond a run's arrays (compiler, runtime; measured 120–410 MiB
-on CPU by benchmarks/memory.py), added to every estimate."""
-
-
-def _capped(config: dict[str, Any], keys: tuple[str, ...], cap: int) -> dict[str, Any]:
-    """``config`` with the integer (list) values of ``keys`` cut to at most ``cap``."""
-    return config | {
-        k: [min(v, cap) for v in config[k]] if isinstance(config[k], list) else min(config[k], cap)
-        for k in keys
-    }
-
-
-def _check_memory(experiment, config: dict[str, Any], devices: int) -> None:
-    """Refuse a run whose estimated peak memory exceeds what the device has free, with the
-    largest sizes (``experiment.size_keys`` cut to one bound) that would fit."""
-    import numpy as np
-
-    from .io import available_memory, format_bytes
-
-    if experiment.memory is None:
-        return
-    free = available_memory()
-
-    def need(config: dict[str, Any]) -> float:
-        return experiment.memory(config) / devices + RUNTIME_BYTES
-
-    if need(config) <= free:
-        return
-    hint = ""
-    keys = experiment.size_keys
-    if keys and need(_capped(config, keys, 1)) <= free:
-        low, high = 1, max(max(np.atleast_1d(config[k])).item() for k in keys)
-        while high - low > 1:  # bisect the largest size that fits
-            mid = (low + high) // 2
-            low, high = (mid, high) if need(_capped(config, keys, mid)) <= free else (low, mid)
-        fits = _capped(config, keys, low)
-        hint = "; it would fit with " + ", ".join(f"{k}={json.dumps(fits[k])}" for k in keys)
-    elif keys:
-        hint = f"; it does not fit even with {', '.join(keys)} cut to 1"
-    raise ConfigError(
-        f"memory: this run needs about {format_bytes(need(config))} per device (including "
-        f"{format_bytes(RUNTIME_BYTES)} for the runtime), only {format_bytes(free)} is "
-        f"available{hint}; or split it over more --devices"
-    )
-
-
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see `gandyn list`)")],
@@ -249,12 +226,17 @@ def run(
     devices: Annotated[
         int, typer.Option(help="split the particle axis over this many devices")
     ] = 1,
+    max_hours: Annotated[
+        float,
+        typer.Option(help="refuse a run whose estimated time is longer (inf: no limit)"),
+    ] = 24.0,
 ) -> None:
     """Run an experiment, print its summary and write config, summary, trajectory, plots."""
     import jax
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
+    from .admission import check_memory, check_time
     from .checkpoint import CheckpointSpec
     from .experiments.registry import RunOptions
     from .io import start_run_folder
@@ -266,7 +248,10 @@ def run(
         from_file = {} if config_file is None else load_config_file(config_file)
         config = resolve_config(experiment, from_file | parse_set(set_ or []))
         _check_devices(devices, config, jax.device_count())
-        _check_memory(experiment, config, devices)
+        if not max_hours > 0:
+            raise ConfigError(f"--max-hours: must be positive, got {max_hours}")
+        check_memory(experiment, config, devices)
+        check_time(experiment, config, max_hours, devices)
         every = parse_interval(checkpoint_every, config)
         check_destination(out, overwrite)
         meta = {"plots": plots, "x64": x64, "checkpoint_every": every}
@@ -384,6 +369,12 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                 ) from None
             if count < 1:
                 raise ConfigError(f"{key}: count must be at least 1, got {count}")
+            from .sweep import MAX_RUNS
+
+            if count > MAX_RUNS:
+                raise ConfigError(
+                    f"{key}: count {count:,} is more than a sweep takes ({MAX_RUNS:,})"
+                )
             inner = [start + (stop - start) * k / (count - 1) for k in range(1, count - 1)]
             grid[key] = [start] if count == 1 else [start, *inner, stop]
             continue
@@ -409,6 +400,10 @@ def sweep_command(
         typer.Option("--series", help="keep a recorded time series (e.g. critic_mean)"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing sweep folder")] = False,
+    max_hours: Annotated[
+        float,
+        typer.Option(help="refuse a sweep whose estimated time is longer (inf: no limit)"),
+    ] = 24.0,
     progress: Annotated[
         bool | None, typer.Option(help="show a progress bar (default: if stderr is a terminal)")
     ] = None,
@@ -423,6 +418,7 @@ def sweep_command(
 
     jax.config.update("jax_enable_x64", x64)
     from . import experiments  # noqa: F401  (registers them)
+    from .admission import check_time
     from .runs import check_destination, claim, new_folder
     from .sweep import plan_sweep, write_sweep_record
 
@@ -432,6 +428,11 @@ def sweep_command(
         base = parse_set(set_ or [])
         check_destination(out, overwrite)
         plan = plan_sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
+        if not max_hours > 0:
+            raise ConfigError(f"--max-hours: must be positive, got {max_hours}")
+        runs = math.prod(len(v) for v in plan.values.values())
+        first = resolve_config(get_experiment(name), base | {k: v[0] for k, v in values.items()})
+        check_time(get_experiment(name), first, max_hours, devices, runs=runs)
         work = new_folder(out, overwrite)
     except ConfigError as err:
         _fail(str(err))
@@ -490,6 +491,9 @@ def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
     try:
         dataset = plan.run(spec, progress=_progress(progress))
         write_sweep(dataset, folder, plots=record["plots"], meta=record, in_place=True)
+    except OSError as err:
+        _write_failed(folder, err)
+        return
     except KeyboardInterrupt:
         write_sweep_record(folder, record, "interrupted")
         typer.echo(f"error: interrupted; continue with: gandyn resume {folder}", err=True)

@@ -67,6 +67,10 @@ _TRACER_ERRORS = (
 )
 
 
+MAX_RUNS = 1_000_000
+"""Most runs one sweep takes (each point is validated and planned up front)."""
+
+
 def _experiment(experiment: str | Experiment) -> Experiment:
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
     if exp.outcomes is None:
@@ -292,6 +296,11 @@ def plan_sweep(
     limit = available_memory() if max_memory is None else int(max_memory)
     n_cont = math.prod(len(values[k]) for k in continuous)
     n_total = n_cont * math.prod(len(values[k]) for k in discrete)
+    if n_total > MAX_RUNS:
+        raise ConfigError(
+            f"grid: {n_total:,} runs; at most {MAX_RUNS:,} per sweep: sweep a coarser grid "
+            "or split it"
+        )
     per_run = sum(s.size * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
     if n_total * per_run > limit:
         raise ConfigError(

@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 import gandyn as gd
-from gandyn.cli import RUNTIME_BYTES, app, parse_set
+from gandyn.admission import RUNTIME_BYTES
+from gandyn.cli import app, parse_set
 
 TINY = [
     "--set",
@@ -125,9 +126,9 @@ def test_a_failing_run_exits_nonzero_and_keeps_what_it_computed(tmp_path):
             "run",
             "toy-shift-linear",
             "--set",
-            "clip=penalty",
+            "clip=none",
             "--set",
-            "beta=1e6",
+            "lam=1e12",
             "--set",
             "t1=5",
             "--set",

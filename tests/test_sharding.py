@@ -145,6 +145,7 @@ bad = runner.invoke(app, ["run", "toy-shift-linear", "--set", "n_gen=6", "--devi
 assert bad.exit_code == 2 and "cannot be split over 4 devices" in bad.output, bad.output
 """
     env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env["JAX_PLATFORMS"] = "cpu"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
     )

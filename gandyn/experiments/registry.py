@@ -11,13 +11,19 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError as ConfigError
+
+MAX_INT = 2**31 - 1
+"""Largest integer a key takes: array sizes, step counts and seeds are 32-bit in JAX."""
+
+MAX_STEPS = 2**31 - 1
+"""Most time steps a run takes (``t1 / dt``): diffrax counts steps in 32 bits."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,13 @@ class Param:
             raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
         if integer and not (isinstance(value, int) or float(value).is_integer()):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}: must be finite, got {value!r}")
+        if integer and abs(value) > MAX_INT:
+            raise ConfigError(
+                f"{key}: {value!r} is too large; integers (counts, sizes, seeds) are at most "
+                f"{MAX_INT} (32-bit)"
+            )
         value = int(value) if integer else float(value)
         if (
             (self.positive and value <= 0)
@@ -116,6 +127,29 @@ class Result:
     status: str = "ok"
     message: str | None = None
 
+    def finite(self) -> Result:
+        """This result with every non-finite summary number (lists included) as ``None``;
+        a run that claimed ``ok`` with such numbers becomes ``nonfinite``, its message
+        naming them (no run ends ok with a NaN in its summary)."""
+        bad: list[str] = []
+
+        def clean(key: str, value: Any) -> Any:
+            if isinstance(value, list | tuple):
+                return [clean(key, v) for v in value]
+            if isinstance(value, float | np.floating) and not math.isfinite(value):
+                bad.append(key)
+                return None
+            return value
+
+        summary = {key: clean(key, value) for key, value in self.summary.items()}
+        if not bad:
+            return self
+        status, message = self.status, self.message
+        if status == "ok":
+            names = ", ".join(sorted(set(bad)))
+            status, message = "nonfinite", f"summary values not finite (written as null): {names}"
+        return replace(self, summary=summary, status=status, message=message)
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -148,6 +182,12 @@ class Experiment:
     size_keys: tuple[str, ...] = ()
     """Integer keys (or lists of integers) that set the size of the data: what to scale
     down when a run does not fit in memory."""
+    work: Callable[[dict[str, Any]], float] | None = field(default=None)
+    """An estimate of the elementary operations of ``run`` for a config (order of
+    magnitude; checked against the time allowed, see :mod:`gandyn.admission`)."""
+    time_keys: tuple[str, ...] = ()
+    """Integer keys (or lists of integers) that set the work: what to scale down when a
+    run would take too long."""
     outcomes: Callable[..., dict[str, Any]] | None = field(default=None)
     """The summary numbers as a traceable function of the config: continuous values
     (floats, seeds) may be JAX tracers, so sweeps ``vmap`` and gradients ``grad`` it.
@@ -190,9 +230,19 @@ def resolve_config(experiment: Experiment, overrides: Mapping[str, Any]) -> dict
     config = {}
     for key, param in experiment.params.items():
         config[key] = param.validate(key, overrides.get(key, param.default))
+    _check_step_count(config)
     if experiment.check is not None:
         experiment.check(config)
     return config
+
+
+def _check_step_count(config: Mapping[str, Any]) -> None:
+    """Refuse ``t1 / dt`` beyond :data:`MAX_STEPS` (before it overflows somewhere later)."""
+    t1, dt = config.get("t1"), config.get("dt")
+    if isinstance(t1, float) and isinstance(dt, float) and dt > 0 and t1 / dt > MAX_STEPS:
+        raise ConfigError(
+            f"t1 / dt: {t1:g} / {dt:g} = {t1 / dt:.3g} steps; at most {MAX_STEPS} are allowed"
+        )
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -204,8 +254,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
             data = tomllib.load(stream)
     except FileNotFoundError:
         raise ConfigError(f"--config: no such file {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config: {path} is a folder; give a TOML file") from None
+    except OSError as err:
+        raise ConfigError(f"--config: cannot read {path} ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"--config: {path} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"--config: {path} nests too deeply; keys must be flat") from None
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(
@@ -220,4 +276,4 @@ def run_experiment(name: str, *, progress: bool = False, **overrides: Any) -> Re
     """Run the named experiment with ``overrides`` of its defaults; see ``gandyn list``."""
     experiment = get_experiment(name)
     config = resolve_config(experiment, overrides)
-    return experiment.run(config, RunOptions(progress=progress))
+    return experiment.run(config, RunOptions(progress=progress)).finite()
