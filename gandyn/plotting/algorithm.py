@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from ..experiments.algorithm import CONTINUOUS, OBSERVABLES  # noqa: E402
 from ..experiments.registry import Result  # noqa: E402
-from . import save_figure  # noqa: E402
+from . import finite, save_figure, span  # noqa: E402
 
 OBSERVABLE_LABELS = {
     "value": "F(μ, ν)",
@@ -27,8 +27,9 @@ def _gap_panel(ax, x, gaps, slope, ci, expected: float, label: str) -> None:
     """Headline gap (the continuous observables), mean over seeds (bars: ± one standard
     error), with the fitted and expected lines."""
     total = gaps[..., [OBSERVABLES.index(name) for name in CONTINUOUS]].sum(axis=2)
-    mean = total.mean(axis=1)
+    mean = finite(ax, total.mean(axis=1), x, label)
     err = total.std(axis=1, ddof=1) / np.sqrt(total.shape[1]) if total.shape[1] > 1 else None
+    err = None if err is None else finite(ax, err, x, label)
     ax.errorbar(x, mean, yerr=err, fmt="o", ms=4, capsize=2, label="measured (mean over seeds)")
     x = np.asarray(x, dtype=float)
     if slope is not None:
@@ -37,7 +38,8 @@ def _gap_panel(ax, x, gaps, slope, ci, expected: float, label: str) -> None:
     anchor = mean[-1] * (x / x[-1]) ** expected
     ax.plot(x, anchor, "k:", lw=1, label=f"slope {expected:g}")
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    if np.any(mean > 0):
+        ax.set_yscale("log")
     ax.set_xlabel(label)
     ax.set_ylabel("gap: Σ_obs mean_t |algorithm − ODE|\n(F, generated mean/variance, ω̄)")
     ax.legend(fontsize=7)
@@ -83,17 +85,13 @@ def plot_observables(result: Result, path: Path) -> Path:
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.7 * len(names)), sharex=True)
     width = int(traj["widths"][-1])
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
-        ax.plot(
-            traj["ts"],
-            traj[f"diag_{name}"].reshape(len(traj["ts"]), -1)[:, 0],
-            "k-",
-            lw=1,
-            label="mean-field ODE",
-        )
+        ode = traj[f"diag_{name}"].reshape(len(traj["ts"]), -1)[:, 0]
+        shown = finite(ax, ode, traj["ts"], what="ODE")
+        ax.plot(traj["ts"], shown, "k-", lw=1, label="mean-field ODE")
         run = traj[f"width_run_diag_{name}"]
         ax.plot(
             traj["width_run_ts"],
-            run.reshape(len(run), -1)[:, 0],
+            finite(ax, run.reshape(len(run), -1)[:, 0], traj["width_run_ts"], what="algorithm"),
             "C1-",
             lw=0.8,
             label=f"algorithm, N = M = {width}",
@@ -107,8 +105,16 @@ def plot_observables(result: Result, path: Path) -> Path:
 def critic_histograms(ax, ode, network, bins, c: float, label: str) -> None:
     """On ``ax``: densities of one critic coordinate, the ODE's particles ``ode`` (filled)
     against a finite network's ``network`` (outline, ``label``), walls ``±c`` in red."""
-    ax.hist(np.asarray(ode), bins=bins, density=True, color="0.6", label="ODE")
-    ax.hist(np.asarray(network), bins=bins, density=True, histtype="step", color="C1", label=label)
+    ode, network = finite(ax, ode, what="ODE"), finite(ax, network, what=label)
+    ax.hist(ode[~np.isnan(ode)], bins=bins, density=True, color="0.6", label="ODE")
+    ax.hist(
+        network[~np.isnan(network)],
+        bins=bins,
+        density=True,
+        histtype="step",
+        color="C1",
+        label=label,
+    )
     ax.axvline(-c, color="r", lw=0.6)
     ax.axvline(c, color="r", lw=0.6)
     ax.tick_params(labelsize=6)
@@ -129,7 +135,7 @@ def plot_critic_comparison(
     columns = min(len(index), 5)
     rows = -(-len(index) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.4 * rows), squeeze=False)
-    lim = 1.05 * max(c, float(np.nanmax(np.abs(traj["snapshot_critic"]))))
+    lim = span(np.abs(traj["snapshot_critic"]), np.abs(traj["width_run_snapshot_critic"]), [c])[1]
     bins = np.linspace(-lim, lim, 42)
     for ax in axes.flat[len(index) :]:
         ax.set_axis_off()

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..experiments.registry import Result  # noqa: E402
-from . import save_figure  # noqa: E402
+from . import finite, save_figure, span  # noqa: E402
 
 
 def plot_flow(result: Result, out: Path) -> list[Path]:
@@ -23,7 +23,8 @@ def plot_flow(result: Result, out: Path) -> list[Path]:
     for ax, key, label in zip(
         axes, ("mean", "variance", "js"), ("mean", "variance", "JS"), strict=True
     ):
-        particles, grid = traj[f"diag_{key}"], traj[f"grid_{key}"]
+        particles = finite(ax, traj[f"diag_{key}"], traj["ts"], what="particles")
+        grid = finite(ax, traj[f"grid_{key}"], traj["ts"], what="grid")
         ax.plot(traj["ts"], particles, lw=1.2, label="particles")
         ax.plot(traj["ts"], grid, "k--", lw=1, label="grid Fokker–Planck")
         ax.set_xlabel("t")
@@ -33,16 +34,17 @@ def plot_flow(result: Result, out: Path) -> list[Path]:
     paths = [save_figure(fig, out / "flow_moments.png")]
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    final = traj["snapshots"][-1]
+    final, density = finite(ax, traj["snapshots"][-1]), finite(ax, traj["fp_densities"][-1])
     if "x1" in traj:
         x0, x1 = np.meshgrid(traj["x0"], traj["x1"], indexing="ij")
-        ax.contour(x0, x1, traj["fp_densities"][-1], levels=8, colors="k", linewidths=0.6)
+        ax.contour(x0, x1, density, levels=8, colors="k", linewidths=0.6)
         ax.contour(x0, x1, traj["data_density"], levels=8, colors="g", linewidths=0.4)
         ax.scatter(final[:, 0], final[:, 1], s=2, alpha=0.5)
         ax.set_aspect("equal")
     else:
-        ax.hist(final[:, 0], bins=60, density=True, alpha=0.5, label="particles, t1")
-        ax.plot(traj["x0"], traj["fp_densities"][-1], "k", lw=1, label="grid, t1")
+        shown = final[~np.isnan(final[:, 0]), 0]
+        ax.hist(shown, bins=60, range=span(shown), density=True, alpha=0.5, label="particles, t1")
+        ax.plot(traj["x0"], density, "k", lw=1, label="grid, t1")
         ax.plot(traj["x0"], traj["data_density"], "g:", lw=1, label="data")
         ax.legend(fontsize=7)
     ax.set_title("final particles and grid density", fontsize=9)
@@ -70,8 +72,9 @@ def plot_gan(result: Result, out: Path) -> list[Path]:
     for r, (label, snaps) in enumerate(rows):
         for c in range(n_snap):
             ax = axes[r, c]
+            points = finite(ax, snaps[c])
             ax.scatter(data[:, 0], data[:, 1], s=1, c="0.8")
-            ax.scatter(snaps[c, :, 0], snaps[c, :, 1], s=1.5)
+            ax.scatter(points[:, 0], points[:, 1], s=1.5)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -80,13 +83,24 @@ def plot_gan(result: Result, out: Path) -> list[Path]:
     paths = [save_figure(fig, out / "gan_paths.png")]
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    iters = traj["snapshot_iters"]
     for k in ks:
-        axes[0].plot(traj[f"K{k}_data_distance"], lw=1, label=f"K = {k}")
-        axes[1].plot(
-            traj["snapshot_iters"], traj[f"K{k}_path_distance"], "o-", ms=3, label=f"K = {k}"
+        distance = traj[f"K{k}_data_distance"]
+        axes[0].plot(
+            finite(axes[0], distance, np.arange(len(distance)), "iter", f"K = {k}"),
+            lw=1,
+            label=f"K = {k}",
         )
-        axes[2].plot(traj[f"K{k}_displacement_ratio"], lw=0.8, label=f"K = {k}")
-    axes[0].plot(traj["snapshot_iters"], traj["reference_data_distance"], "k--", lw=1, label="ODE")
+        path = finite(axes[1], traj[f"K{k}_path_distance"], iters, "iter", f"K = {k}")
+        axes[1].plot(iters, path, "o-", ms=3, label=f"K = {k}")
+        ratio = traj[f"K{k}_displacement_ratio"]
+        axes[2].plot(
+            finite(axes[2], ratio, np.arange(len(ratio)), "iter", f"K = {k}"),
+            lw=0.8,
+            label=f"K = {k}",
+        )
+    reference = finite(axes[0], traj["reference_data_distance"], iters, "iter", "ODE")
+    axes[0].plot(iters, reference, "k--", lw=1, label="ODE")
     for ax, title in zip(
         axes,
         ("sliced W1 to the data", "sliced W1 to the ODE path", "realised / intended displacement"),
@@ -104,7 +118,7 @@ def plot_mse(result: Result, out: Path) -> list[Path]:
     paths of a: stable, 2-cycle, least squares."""
     traj, summary, out = result.trajectory, result.summary, Path(out)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    etas, late = traj["etas"], traj["late_a"]
+    etas, late = traj["etas"], finite(axes[0], traj["late_a"], traj["etas"], "η")
     axes[0].plot(np.repeat(etas, late.shape[1]), late.ravel(), ".", ms=2)
     axes[0].axvline(
         summary["eta_threshold_linear"], color="r", lw=0.8, ls="--", label="linear threshold"
@@ -121,7 +135,10 @@ def plot_mse(result: Result, out: Path) -> list[Path]:
         ("ls_path", "least squares, largest η"),
     ):
         if key in traj:
-            axes[1].plot(traj[key][:200, 0], lw=0.9, label=label)
+            path = traj[key][:200, 0]
+            axes[1].plot(
+                finite(axes[1], path, np.arange(len(path)), "iter", label), lw=0.9, label=label
+            )
     axes[1].set_xlabel("iteration")
     axes[1].set_ylabel("a")
     axes[1].legend(fontsize=7)

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from . import finite  # noqa: E402
+
 MAX_LINES = 8
 
 
@@ -53,13 +55,12 @@ def _save(fig, title: str, path: Path) -> Path:
 
 def plot_heatmaps(dataset: xr.Dataset, path: Path, x: str, y: str) -> Path:
     """Every outcome as a heat-map over ``x`` (columns) and ``y`` (rows); NaN (undefined,
-    e.g. no wall contact) is left blank."""
+    e.g. no wall contact) and infinities are left blank."""
     panels, note = _panels(dataset, [x, y])
     fig, axes = _grid(len(panels))
     for ax, (name, values) in zip(axes, panels, strict=False):
-        mesh = ax.pcolormesh(
-            dataset[x].values, dataset[y].values, values.transpose(y, x).values, shading="nearest"
-        )
+        shown = finite(ax, values.transpose(y, x).values)
+        mesh = ax.pcolormesh(dataset[x].values, dataset[y].values, shown, shading="nearest")
         fig.colorbar(mesh, ax=ax)
         ax.set_title(name, fontsize=8)
         ax.set_xlabel(x, fontsize=8)
@@ -74,13 +75,16 @@ def plot_lines(dataset: xr.Dataset, path: Path, x: str, hue: str | None) -> Path
     panels, note = _panels(dataset, [x] + ([hue] if hue else []))
     fig, axes = _grid(len(panels))
     for ax, (name, values) in zip(axes, panels, strict=False):
+        at = dataset[x].values
         if hue is None:
-            ax.plot(dataset[x].values, values.values, marker=".")
+            ax.plot(at, finite(ax, values.values, at, x), marker=".")
         else:
             picks = np.unique(np.linspace(0, dataset.sizes[hue] - 1, MAX_LINES).round().astype(int))
             for index in picks:
                 line = values.isel({hue: index})
-                ax.plot(dataset[x].values, line.values, marker=".", label=str(line[hue].values))
+                label = str(line[hue].values)
+                shown = finite(ax, line.values, at, x, f"{hue} = {label}")
+                ax.plot(at, shown, marker=".", label=label)
             ax.legend(title=hue, fontsize=6, title_fontsize=6)
         ax.set_title(name, fontsize=8)
         ax.set_xlabel(x, fontsize=8)
@@ -105,7 +109,8 @@ def plot_series(dataset: xr.Dataset, path: Path, hue: str | None) -> Path:
         for index in picks:
             line = values if hue is None else values.isel({hue: index})
             label = None if hue is None else f"{hue} = {line[hue].values:.3g}"
-            ax.plot(dataset["t"].values, line.values, lw=0.8, label=label)
+            ts = dataset["t"].values
+            ax.plot(ts, finite(ax, line.values, ts, what=label), lw=0.8, label=label)
         if hue is not None:
             ax.legend(fontsize=6)
         ax.set_title(str(name)[len("series_") :], fontsize=8)

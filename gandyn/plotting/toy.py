@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..experiments.registry import Result  # noqa: E402
-from . import save_figure  # noqa: E402
+from . import finite, save_figure, span  # noqa: E402
 
 SERIES = (
     ("diag_value", "F(μ, ν)"),
@@ -29,7 +29,7 @@ def plot_time_series(result: Result, path: Path) -> Path:
     panels = [(key, label) for key, label in SERIES if key in traj]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.8 * len(panels)), sharex=True)
     for ax, (key, label) in zip(np.atleast_1d(axes), panels, strict=True):
-        ax.plot(traj["ts"], traj[key], lw=1)
+        ax.plot(traj["ts"], finite(ax, traj[key], traj["ts"]), lw=1)
         ax.set_ylabel(label, fontsize=8)
         if result.summary.get("first_contact_time") is not None:
             ax.axvline(result.summary["first_contact_time"], color="r", lw=0.6, ls="--")
@@ -42,13 +42,13 @@ def plot_phase_portrait(result: Result, path: Path) -> Path:
     """T1: the curve (y, ω̄) with the free-oscillator ellipse of the start and ``H = c²``."""
     traj, cfg = result.trajectory, result.config
     means, weights = np.asarray(cfg["data_means"]), np.asarray(cfg["data_weights"])
-    y = traj["diag_generated_mean"][:, 0] - weights @ means / weights.sum()
-    omega = traj["diag_critic_mean"][:, 0]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    y = finite(ax, traj["diag_generated_mean"][:, 0] - weights @ means / weights.sum(), traj["ts"])
+    omega = finite(ax, traj["diag_critic_mean"][:, 0], traj["ts"])
     lam, c = cfg["lam"], cfg["c"]
     angle = np.linspace(0, 2 * np.pi, 400)
-    fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(y, omega, lw=0.8, label="trajectory")
-    h0 = traj["diag_invariant"][0]
+    h0 = finite(ax, traj["diag_invariant"][:1])[0]
     ax.plot(
         np.sqrt(h0 / lam) * np.cos(angle),
         np.sqrt(h0) * np.sin(angle),
@@ -80,11 +80,13 @@ def plot_critic_histograms(result: Result, path: Path) -> Path:
     critic, times = traj["snapshot_critic"], traj["snapshot_ts"]
     n_snap, _, q = critic.shape
     fig, axes = plt.subplots(q, n_snap, figsize=(2.2 * n_snap, 1.8 * q), squeeze=False)
-    lim = max(float(np.nanmax(np.abs(critic))), c or 0.0) * 1.05
+    lim = span(np.abs(critic), [c or 0.0])[1]
     for j in range(q):
         for s in range(n_snap):
             ax = axes[j, s]
-            ax.hist(critic[s, :, j], bins=41, range=(-lim, lim), log=True, color="C0")
+            values = finite(ax, critic[s, :, j])
+            shown = values[~np.isnan(values)]
+            ax.hist(shown, bins=41, range=(-lim, lim), log=bool(shown.size), color="C0")
             if c is not None:
                 ax.axvline(-c, color="r", lw=0.6)
                 ax.axvline(c, color="r", lw=0.6)
