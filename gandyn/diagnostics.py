@@ -141,7 +141,9 @@ def default_diagnostics() -> dict:
 
 
 def first_time(ts: Float[Array, " T"], event: Array) -> Scalar:
-    """First ``t`` where ``event`` (boolean ``(T,)``) holds; NaN if it never does."""
+    """First ``t`` where ``event`` (boolean ``(T,)``) holds; NaN if it never does. Only
+    as fine as the series' times: ``simulate`` tracks events at every step instead
+    (``Trajectory.final.first_times``)."""
     return jnp.where(jnp.any(event), ts[jnp.argmax(event)], jnp.nan)
 
 

@@ -117,12 +117,21 @@ def test_bad_gradient_requests_are_refused(wrt, match):
 
 
 @pytest.mark.slow
-def test_first_contact_time_is_piecewise_constant():
-    """The documented zero gradient: the first save time with a particle on the wall."""
-    at: dict[str, Any] = PENALTY | {"c": 0.12}
-    grads = grad_outcome("toy-shift-linear", "first_contact_time", ["c", "lam"], at)
-    assert grads == {"c": 0.0, "lam": 0.0}
-    assert math.isfinite(gd.run_experiment("toy-shift-linear", **at).summary["first_contact_time"])
+def test_first_contact_time_gradient_is_that_of_the_crossing_inside_the_step():
+    """Tracked at every step and interpolated inside it, the contact time moves continuously
+    with the keys (it was the first save on the wall, with gradient zero)."""
+    at: dict[str, Any] = PENALTY | {"c": 0.12, "lam": 1.0}
+    outcome = "first_contact_time"
+    grads = grad_outcome("toy-shift-linear", outcome, ["c", "lam"], at)
+
+    def run(config):
+        return gd.run_experiment("toy-shift-linear", **config).summary[outcome]
+
+    assert math.isfinite(run(at))
+    for key in ("c", "lam"):
+        fd = _central(run, at, key)
+        assert abs(fd) > 1e-2, key
+        assert grads[key] == pytest.approx(fd, rel=RTOL), key
 
 
 def test_interpolated_contact_time_is_the_smooth_surrogate():

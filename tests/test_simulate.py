@@ -221,7 +221,7 @@ def test_projected_solver_keeps_the_inner_order_on_a_smooth_problem(solver, orde
 
 
 def test_nonfinite_state_stops_the_run_and_keeps_what_came_before():
-    problem, state = t1_problem(gd.PenaltyClip(0.05, 1e6))  # Euler is unstable at this beta
+    problem, state = t1_problem(None, lam=1e12)  # Euler is unstable at this lambda
     traj = gd.simulate(problem, state, t1=5.0, dt=0.01, solver="euler")
     assert traj.status == "nonfinite"
     stop = float(traj.final_t)

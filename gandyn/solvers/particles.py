@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import diffrax
@@ -9,12 +10,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
-from .._types import Array, Float, Int, PyTree, Weights
-from ..constraints import AbstractConstraint, NoConstraint
+from .._types import Array, Float, Int, PyTree, Scalar, Weights
+from ..constraints import AbstractConstraint, NoConstraint, SplitPenaltyClip
 from ..games import MeanFieldGame, critic_velocity, generator_velocity
 from ..measure import ParticleMeasure
-from .projected import ProjectedSolver
+from .projected import FirstTimesSolver, ProjectedSolver
 
 SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
     "euler": diffrax.Euler,
@@ -35,12 +37,115 @@ def solver_by_name(name: str) -> diffrax.AbstractSolver:
     return SOLVERS[name]()
 
 
+def stability_polynomial(solver: diffrax.AbstractSolver) -> np.ndarray | None:
+    """Coefficients ``r_k`` (``k = 0 … s``) of an explicit Runge–Kutta solver's stability
+    polynomial ``R(z) = Σ r_k z^k = 1 + Σ_k (b · A^{k−1} 1) z^k`` (one step of
+    ``y' = z y / dt``), from its Butcher tableau; None for solvers that are not explicit
+    Runge–Kutta methods (implicit ones, whose ``R`` is rational, among them)."""
+    if isinstance(solver, diffrax.Euler):
+        return np.array([1.0, 1.0])
+    if not isinstance(solver, diffrax.AbstractERK):
+        return None
+    tableau = solver.tableau
+    if not isinstance(tableau, diffrax.ButcherTableau):  # several tableaux (IMEX): not ours
+        return None
+    stages = tableau.num_stages
+    a = np.zeros((stages, stages))
+    for i, row in enumerate(tableau.a_lower):
+        a[i + 1, : i + 1] = row
+    coefficients, power = [1.0], np.ones(stages)
+    for _ in range(stages):
+        coefficients.append(float(np.asarray(tableau.b_sol) @ power))
+        power = a @ power
+    return np.array(coefficients)
+
+
+def stability_bound(solver: diffrax.AbstractSolver | str) -> float:
+    """Length ``x`` of the real stability interval ``[−x, 0]`` of ``solver``: the smallest
+    root ``x > 0`` of ``R(−x)² = 1`` past which ``|R(−x)| > 1``. A linear decay ``−β``
+    stepped with fixed ``dt`` is damped iff ``β dt < x``: 2 for Euler, Heun, Midpoint and
+    Ralston, ≈ 2.51 for Bosh3, ≈ 3.31 for Dopri5. ``inf`` for a solver that is not explicit
+    Runge–Kutta (see :func:`stability_polynomial`)."""
+    solver = solver_by_name(solver) if isinstance(solver, str) else solver
+    coefficients = stability_polynomial(solver)
+    if coefficients is None:
+        return math.inf
+    r = np.polynomial.Polynomial(coefficients * (-1.0) ** np.arange(coefficients.size))
+    roots = np.concatenate([(r - 1).roots(), (r + 1).roots()])
+    for x in np.sort(roots[(np.abs(roots.imag) < 1e-9) & (roots.real > 1e-9)].real):
+        if abs(r(x * (1 + 1e-6))) > 1:
+            return float(x)
+    return math.inf
+
+
+def stiffness_error(
+    constraint: AbstractConstraint, dt: float, solver: diffrax.AbstractSolver | str
+) -> str | None:
+    """Why fixed steps ``dt`` of ``solver`` cannot integrate ``constraint``'s decay term
+    (``β dt`` past the solver's :func:`stability_bound`: the excursion past a wall is not
+    damped, and particles stall inside ``c`` or blow up), or None if they can or the rate
+    is not concrete (traced under ``vmap``/``jit``)."""
+    rate = constraint.decay_rate()
+    if rate is None or isinstance(rate, Tracer):
+        return None
+    rate, bound = float(rate), stability_bound(solver)
+    if rate * dt < bound:
+        return None
+    remedy = _remedy(constraint, solver, f"take dt < {bound / rate:.4g}")
+    return f"beta * dt = {rate:g} * {dt:g} = {rate * dt:.4g} is not below {bound:.4g}, {remedy}"
+
+
+def _remedy(constraint: AbstractConstraint, solver: diffrax.AbstractSolver | str, dt: str) -> str:
+    name = solver if isinstance(solver, str) else type(solver).__name__
+    return (
+        f"the stability bound of {name} for {type(constraint).__name__}'s decay "
+        f"-beta (u - clip(u)) past the wall; {dt}, or integrate the decay exactly over each "
+        "step, stable for any beta (clip=penalty-split; in Python SplitPenaltyClip, or an "
+        "adaptive stepsize_controller)"
+    )
+
+
+def stiffness_guard(
+    constraint: AbstractConstraint,
+    state: MeanFieldState,
+    dt: float,
+    solver: diffrax.AbstractSolver | str,
+) -> MeanFieldState:
+    """``state``, once fixed steps ``dt`` of ``solver`` are known to integrate
+    ``constraint``: ``ValueError`` (:func:`stiffness_error`, or a ``SplitPenaltyClip``
+    built for another step) when that is decided at trace time; when ``β`` is traced
+    (``vmap``/``jit``), ``eqx.error_if`` on the state raises at run time instead."""
+    if isinstance(constraint, SplitPenaltyClip) and not isinstance(constraint.dt, Tracer):
+        if not math.isclose(float(constraint.dt), dt, rel_tol=1e-9):
+            raise ValueError(
+                f"SplitPenaltyClip applies the decay over steps of dt = "
+                f"{float(constraint.dt):g}, the run steps dt = {dt:g}; build it with the run's dt"
+            )
+    message = stiffness_error(constraint, dt, solver)
+    if message is not None:
+        raise ValueError(message)
+    rate = constraint.decay_rate()
+    if isinstance(rate, Tracer):
+        bound = stability_bound(solver)
+        message = _remedy(constraint, solver, "take a smaller dt")
+        state = eqx.error_if(
+            state, rate * dt >= bound, f"beta * dt is not below {bound:.4g}, {message}"
+        )
+    return state
+
+
 class MeanFieldState(eqx.Module):
     """Positions of both players: generator ``(n, p)``; critic ``(m, q)`` in the
-    constraint's coordinates (``u``; read ``ω = constraint.observe(u)``)."""
+    constraint's coordinates (``u``; read ``ω = constraint.observe(u)``).
+
+    ``first_times``: event name → first time the event occurred so far (``inf``: not
+    yet), as :func:`simulate` leaves it in ``Trajectory.final``; a run started from such
+    a state continues it (checkpointed segments). ``None`` on a state no run has made.
+    """
 
     generator: Float[Array, "n p"]
     critic: Float[Array, "m q"]
+    first_times: dict[str, Float[Array, ""]] | None = None
 
 
 class MeanFieldProblem(eqx.Module):
@@ -106,8 +211,34 @@ class MeanFieldProblem(eqx.Module):
         """The constraint's projection of the critic part."""
         return MeanFieldState(state.generator, self.constraint.project(state.critic))
 
+    def wall_gap(self, state: MeanFieldState) -> Scalar:
+        """``max_k |u_k| − c`` over the critic's state: ``≥ 0`` exactly when some
+        coordinate is on (or past) a wall of the box (``−inf`` without walls)."""
+        return jnp.max(jnp.abs(state.critic)) - getattr(self.constraint, "c", jnp.inf)
+
 
 Diagnostic = Callable[[MeanFieldProblem, MeanFieldState], PyTree]
+Signal = Callable[[MeanFieldProblem, MeanFieldState], Scalar]
+"""An event of a run: it occurs when the signal is ``≥ 0``."""
+
+WALL_CONTACT: dict[str, Signal] = {"wall_contact": MeanFieldProblem.wall_gap}
+"""The events every run tracks unless told otherwise: some critic coordinate on a wall."""
+
+
+def with_first_times(
+    state: MeanFieldState, events: Mapping[str, Signal] = WALL_CONTACT
+) -> MeanFieldState:
+    """``state`` with a ``first_times`` entry for each of ``events``: its own if it has
+    them (it must track exactly these), otherwise ``inf`` (not yet)."""
+    if state.first_times is None:
+        inf = jnp.full((), jnp.inf, dtype=float)
+        return MeanFieldState(state.generator, state.critic, {name: inf for name in events})
+    if set(state.first_times) != set(events):
+        raise ValueError(
+            f"the state tracks the events {sorted(state.first_times)}, the run "
+            f"{sorted(events)}; give the same events"
+        )
+    return state
 
 
 class Trajectory(eqx.Module):
@@ -115,7 +246,10 @@ class Trajectory(eqx.Module):
 
     - ``ts (T,)`` and ``diagnostics``: a dict name → ``(T, ...)`` recorded on the fly;
     - ``snapshot_ts (S,)`` and ``snapshots``: full states (critic as parameters ``ω``);
-    - ``final``: the last state in solver coordinates, and ``final_t``;
+    - ``final``: the last state in solver coordinates, and ``final_t``; its
+      ``first_times`` are the first times of the tracked events (``inf``: not reached),
+      found at every step (the crossing linearly interpolated inside the step), so they do
+      not depend on the save times;
     - ``result``: the diffrax result code; ``num_steps``: accepted steps taken;
     - ``interrupted``: True if a checkpointed run was stopped by Ctrl-C.
 
@@ -182,7 +316,11 @@ def nonfinite_state(t, y, args, **kwargs) -> Array:
     return ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-def save_grid(t0: float, t1: float, dt: float, max_saves: int = 4001) -> np.ndarray:
+MAX_SAVES = 4001
+"""Default cap on the number of save times of a run (:func:`save_grid`)."""
+
+
+def save_grid(t0: float, t1: float, dt: float, max_saves: int = MAX_SAVES) -> np.ndarray:
     """Save times on the step grid ``t0 + k dt`` (every step if there are at most
     ``max_saves``, otherwise every ``stride``-th step so there are at most that many)."""
     n_steps = round((t1 - t0) / dt)
@@ -207,6 +345,7 @@ def simulate(
     save_ts: Sequence[float] | np.ndarray | None = None,
     snapshot_ts: Sequence[float] | np.ndarray = (),
     diagnostics: Mapping[str, Diagnostic] | None = None,
+    events: Mapping[str, Signal] = WALL_CONTACT,
     max_steps: int | None = None,
     progress_meter: diffrax.AbstractProgressMeter | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
@@ -219,7 +358,9 @@ def simulate(
     is then the initial step. Constraints that project (``HardClip``) wrap the solver in
     :class:`ProjectedSolver` and need fixed steps. Diagnostics are recorded at
     ``save_ts`` (default: :func:`save_grid`), snapshots at ``snapshot_ts`` plus ``t0`` and
-    ``t1``. A non-finite state stops the run (``Trajectory.status == "nonfinite"``).
+    ``t1``. The first time each of ``events`` occurs is tracked at every step (in
+    ``Trajectory.final.first_times``, continuing those of ``state``). A non-finite state
+    stops the run (``Trajectory.status == "nonfinite"``).
     Compiled once per shape and static configuration; hyper-parameters inside
     ``problem`` (``λ``, ``c``, ``β``, …) are traced, so ``vmap`` and ``grad`` go through.
     """
@@ -237,12 +378,12 @@ def simulate(
         step_ts[-1] = t1
         stepsize_controller = diffrax.StepTo(ts=step_ts)
         max_steps = n_steps if max_steps is None else max_steps
+        state = stiffness_guard(problem.constraint, state, dt, solver)
     elif problem.constraint.projects:
         raise ValueError(
             f"{type(problem.constraint).__name__} projects every step and needs fixed steps; "
             "use PenaltyClip or SmoothClip with an adaptive step size controller"
         )
-    solver = projected(problem, solver)
     save_times = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
     snapshot_times = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
     for name, times in (("save_ts", save_times), ("snapshot_ts", snapshot_times)):
@@ -251,10 +392,11 @@ def simulate(
     diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
     return _solve(
         problem,
-        state,
-        solver,
+        with_first_times(state, events),
+        solver_by_name(solver) if isinstance(solver, str) else solver,
         stepsize_controller,
         diagnostics,
+        dict(events),
         jnp.asarray(save_times),
         jnp.asarray(snapshot_times),
         jnp.asarray(t0),
@@ -266,16 +408,6 @@ def simulate(
     )
 
 
-def projected(problem: MeanFieldProblem, solver: diffrax.AbstractSolver | str):
-    """``solver`` (or its name), wrapped in :class:`ProjectedSolver` if the constraint
-    projects."""
-    if isinstance(solver, str):
-        solver = solver_by_name(solver)
-    if problem.constraint.projects:
-        solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
-    return solver
-
-
 def simulate_steps(
     problem: MeanFieldProblem,
     state: MeanFieldState,
@@ -285,6 +417,7 @@ def simulate_steps(
     *,
     solver: diffrax.AbstractSolver | str,
     diagnostics: Mapping[str, Diagnostic],
+    events: Mapping[str, Signal] = WALL_CONTACT,
 ) -> Trajectory:
     """Fixed steps from ``step_ts[0]`` through ``step_ts`` (sorted), saving at ``save_ts``
     and ``snapshot_ts`` as given (sorted, within the steps; repeated times save twice).
@@ -292,10 +425,11 @@ def simulate_steps(
     windows with the same array shapes share one compilation (checkpointed segments)."""
     return _solve(
         problem,
-        state,
-        projected(problem, solver),
+        with_first_times(state, events),
+        solver_by_name(solver) if isinstance(solver, str) else solver,
         diffrax.StepTo(ts=step_ts),
         dict(diagnostics),
+        dict(events),
         save_ts,
         snapshot_ts,
         step_ts[0],
@@ -314,6 +448,7 @@ def _solve(
     solver,
     stepsize_controller,
     diagnostics: dict[str, Diagnostic],
+    events: dict[str, Signal],
     save_ts,
     snapshot_ts,
     t0,
@@ -334,15 +469,21 @@ def _solve(
             diffrax.SubSaveAt(ts=save_ts, fn=record),
             diffrax.SubSaveAt(ts=snapshot_ts, fn=observe),
             diffrax.SubSaveAt(t1=True),
-        ]
+        ],
+        solver_state=True,
     )
+    signals = {name: jax.tree_util.Partial(fn, problem) for name, fn in events.items()}
+    assert state.first_times is not None  # set by with_first_times
+    solver = FirstTimesSolver(solver, signals, state.first_times)
+    if problem.constraint.projects:  # outside: the events see the unprojected step
+        solver = ProjectedSolver(solver, jax.tree_util.Partial(MeanFieldProblem.project, problem))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(problem.vector_field),
         solver,
         t0,
         t1,
         None if isinstance(stepsize_controller, diffrax.StepTo) else dt,
-        state,
+        MeanFieldState(state.generator, state.critic),
         saveat=saveat,
         stepsize_controller=stepsize_controller,
         event=diffrax.Event(nonfinite_state),
@@ -351,9 +492,10 @@ def _solve(
         adjoint=adjoint,
         throw=False,
     )
-    assert sol.ys is not None and sol.ts is not None
+    assert sol.ys is not None and sol.ts is not None and sol.solver_state is not None
     diag, snaps, final = sol.ys
     final = jax.tree_util.tree_map(lambda x: x[-1], final)
+    final = MeanFieldState(final.generator, final.critic, sol.solver_state[1])
     return Trajectory(
         ts=save_ts,
         diagnostics=diag,
