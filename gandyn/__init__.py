@@ -1,8 +1,7 @@
 """gandyn: mean-field dynamics of GAN training — simulate, measure, differentiate."""
 
-__version__ = "0.1.0"
-
 from . import diagnostics as diagnostics, experiments as experiments
+from ._version import __version__ as __version__
 from .checkpoint import CheckpointSpec as CheckpointSpec, StaleCheckpoint as StaleCheckpoint
 from .constraints import (
     AbstractConstraint as AbstractConstraint,
@@ -10,6 +9,7 @@ from .constraints import (
     NoConstraint as NoConstraint,
     PenaltyClip as PenaltyClip,
     SmoothClip as SmoothClip,
+    SplitPenaltyClip as SplitPenaltyClip,
 )
 from .distributions import (
     Empirical as Empirical,
@@ -57,6 +57,7 @@ from .solvers import (
     Trajectory as Trajectory,
     simulate as simulate,
     solver_by_name as solver_by_name,
+    stability_bound as stability_bound,
 )
 from .solvers.algorithm import (
     AbstractBatches as AbstractBatches,

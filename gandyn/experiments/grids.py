@@ -14,12 +14,12 @@ import numpy as np
 from .._types import Scalar, Vector
 from ..checkpoint import stage, within
 from ..constraints import HardClip, PenaltyClip
-from ..distributions import GaussianMixture, Normal
+from ..distributions import MAX_NODES, GaussianMixture, Normal
 from ..games import MeanFieldGame
 from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
-from ..solvers.grid import ContinuityProblem, Grid, GridTrajectory, solve_continuity
+from ..solvers.grid import CFL_LIMITS, ContinuityProblem, Grid, GridTrajectory, solve_continuity
 from ..units import AbstractCriticUnit, AbstractGeneratorUnit, LinearCritic, ShiftUnit
-from . import memory
+from . import memory, work
 from .common import check_data, data_law, data_params, finite_summary
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
 
@@ -99,7 +99,8 @@ the critic density is recorded over time: before first wall contact it converges
 exponent; the local exponent between the two finest grids tends to 1). With
 PenaltyClip(c, β) on a grid extending beyond ±c the sup stays bounded as Δx → 0 (the
 local exponent falls towards 0) and grows with β — for large β only once the grid
-resolves the e^{βt} compression.
+resolves the e^{βt} compression. courant_max is the largest Courant number any step of any
+run used (both SSP-RK2 stages for muscl), never above courant_limit.
 """
 
 BLOWUP_PARAMS: dict[str, Param] = {
@@ -132,7 +133,10 @@ BLOWUP_PARAMS: dict[str, Param] = {
     "t1": Param(8.0, "final time", positive=True),
     "n_saves": Param(161, "save times, evenly spaced in [0, t1]", minimum=3),
     "quadrature": Param(
-        16, "Gauss–Hermite nodes per mixture component and for the latent", minimum=1
+        16,
+        "Gauss–Hermite nodes per mixture component and for the latent",
+        minimum=1,
+        maximum=MAX_NODES,
     ),
 }
 
@@ -240,13 +244,14 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
         "resolutions": np.asarray(config["resolutions"]),
         "penalty_betas": np.asarray(config["penalty_betas"]),
     }
-    mass_error, density_min, failures = 0.0, np.inf, []
+    mass_error, density_min, courant, failures = 0.0, np.inf, 0.0, []
     labelled = [("hard", hard)] + [(f"penalty_{b:g}", runs) for b, runs in penalty.items()]
     for label, runs in labelled:
         for cells, (run, _) in runs.items():
             diag = {k: np.asarray(v) for k, v in run.diagnostics.items()}
             arrays[f"sup_{label}_{cells}"] = diag["critic_sup"]
             arrays[f"wall_mass_{label}_{cells}"] = diag["critic_wall_mass"]
+            courant = max(courant, np.nanmax(diag["courant"]))
             for player in ("generator", "critic"):
                 mass_error = max(mass_error, np.nanmax(np.abs(diag[f"{player}_mass"] - 1)))
                 density_min = min(density_min, np.nanmin(diag[f"{player}_min"]))
@@ -280,6 +285,8 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
         else float(abs(sup_fine[pre] - sup_next[pre]) / sup_fine[pre]),
         "mass_error": float(mass_error),
         "density_min": float(density_min),
+        "courant_max": float(courant),
+        "courant_limit": CFL_LIMITS[config["scheme"]],
         **penalty_summary,
         "penalty_sup_grows_with_beta": bool(np.all(np.diff(sups) > 0)),
     }
@@ -491,7 +498,9 @@ GRID_BLOWUP = register(
         plot=_plot_blowup,
         check=_check_blowup,
         memory=memory.grid_blowup,
-        size_keys=("resolutions",),
+        size_keys=("resolutions", "quadrature"),
+        work=work.grid_blowup,
+        time_keys=("resolutions", "quadrature"),
     )
 )
 FP_JS_1D = register(
@@ -504,6 +513,8 @@ FP_JS_1D = register(
         check=_check_fp(1),
         memory=memory.fokker_planck(1),
         size_keys=("cells",),
+        work=work.fokker_planck(1),
+        time_keys=("cells",),
     )
 )
 FP_JS_2D = register(
@@ -515,6 +526,8 @@ FP_JS_2D = register(
         plot=_plot_fp,
         check=_check_fp(2),
         memory=memory.fokker_planck(2),
-        size_keys=("cells",),
+        size_keys=("cells", "ring_components"),
+        work=work.fokker_planck(2),
+        time_keys=("cells", "ring_components"),
     )
 )

@@ -15,5 +15,6 @@ from .particles import (
     save_grid as save_grid,
     simulate as simulate,
     solver_by_name as solver_by_name,
+    stability_bound as stability_bound,
 )
 from .projected import ProjectedSolver as ProjectedSolver

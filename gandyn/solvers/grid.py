@@ -11,7 +11,9 @@ carry zero flux: for the critic on ``[−c, c]^q`` this is the sticky projected 
 
 Time stepping is explicit, under a CFL limit computed from the face velocities at every
 step: the outflow rate of a cell, ``Σ_k (a⁺_{k,right} + a⁻_{k,left}) / Δx_k``, times ``dt``
-must stay below 1 (upwind) or 1/2 (MUSCL); then every step keeps the masses non-negative.
+must stay below 1 (upwind) or 1/2 (MUSCL, at both SSP-RK2 stages: the state of the second
+depends on the step, which is cut until it complies); then every step keeps the masses
+non-negative.
 The loop is ``lax.scan`` over save times with a ``lax.while_loop`` of CFL steps inside:
 the step size depends on the state (velocities of a game change with both measures), which
 diffrax's step-size controllers (built on error estimates) do not express.
@@ -391,7 +393,8 @@ class GridTrajectory(eqx.Module):
     """What :func:`solve_continuity` returns.
 
     - ``ts (T,)`` and ``diagnostics`` (dict name → ``(T, ...)``, see :func:`grid_diagnostics`,
-      plus ``courant``: the largest Courant number used since the previous save time,
+      plus ``courant``: the largest Courant number used since the previous save time (the
+      larger of the two stages' for MUSCL),
       ``steps``: steps taken so far, ``t``: time actually reached);
     - ``snapshot_ts (S,)`` and ``snapshots`` (a :class:`GridState` of ``(S, *cells)`` masses);
     - ``final`` state and ``num_steps``.
@@ -484,8 +487,10 @@ def solve_continuity(
 
     ``dt=None`` (default) takes CFL steps: ``dt = courant / outflow rate`` at every step
     (``courant`` defaults to 0.9 × the scheme's limit, 1 for upwind, 1/2 for MUSCL), cut to
-    land on the save times. A fixed ``dt`` is checked against the same limit at the start
-    and at every step; a violation raises ``ValueError``. Diagnostics are recorded at
+    land on the save times; for MUSCL the step is also cut (to ``courant`` / the second
+    stage's rate, at least halving) until the second SSP-RK2 stage is within the limit. A
+    fixed ``dt`` is checked against the same limit (both stages) at the start and at every
+    step; a violation raises ``ValueError``. Diagnostics are recorded at
     ``save_ts`` (default 201 evenly spaced times), masses at ``snapshot_ts`` plus 0 and
     ``t1`` (these join the save times). A non-finite state stops the stepping
     (``status == "nonfinite"``).
@@ -569,7 +574,8 @@ def _segmented(problem, carry, ts, snap_index, steps, spec: CheckpointSpec, prog
     if spec.every is None:
         per = -(-count // SEGMENTS)
     else:
-        per = max(1, round(spec.every * (count - 1) / float(ts[-1])))
+        every = min(spec.every, float(ts[-1]))  # an interval beyond the run: one segment
+        per = max(1, round(every * (count - 1) / float(ts[-1])))
     n_segments = -(-count // per)
     pad = n_segments * per - count
     ts_all = np.concatenate([ts, np.full(pad, ts[-1])])
@@ -589,13 +595,30 @@ def _segmented(problem, carry, ts, snap_index, steps, spec: CheckpointSpec, prog
     return run.carry, {name: jnp.asarray(v) for name, v in run.records.items()}
 
 
+MAX_SHRINKS = 40
+"""Step reductions tried at most per MUSCL step before its second stage meets the limit."""
+
+
+def _shrunk(problem, euler, y, dy, courant, step, y1, dy1, outflow1, k):
+    """A MUSCL first stage whose step is cut to ``courant`` / (second stage's outflow rate),
+    at least halved."""
+    del y1, dy1
+    step = jnp.minimum(0.5 * step, courant / outflow1)
+    y1 = euler(y, dy, step)
+    return (step, y1, *problem.rate(y1), k + 1)
+
+
 @eqx.filter_jit
 def _advance(problem, carry, ts, snap_index, dt, courant, max_steps: int):
     """From ``carry = (t, state, steps so far, snapshot buffers)`` through the save times
     ``ts`` (snapshot slot per save in ``snap_index``, −1 for none): the new carry and the
     diagnostics at each save."""
     two_stage = problem.scheme == "muscl"
+    limit = CFL_LIMITS[problem.scheme]
     zero = jnp.zeros((), dtype=ts.dtype)
+
+    def euler(y, dy, step):
+        return jax.tree_util.tree_map(lambda a, b: a + step * b, y, dy)
 
     def body(carry):
         t, y, t_next, used, n = carry
@@ -605,10 +628,19 @@ def _advance(problem, carry, ts, snap_index, dt, courant, max_steps: int):
         else:
             step = dt
         step = jnp.minimum(step, t_next - t)
-        y1 = jax.tree_util.tree_map(lambda a, b: a + step * b, y, dy)
+        y1 = euler(y, dy, step)
         number = step * outflow
         if two_stage:
             dy1, outflow1 = problem.rate(y1)
+            if dt is None:
+                # SSP-RK2 keeps masses non-negative iff both Euler stages are within the
+                # limit: shrink the step until the second stage's Courant number is too
+                step, y1, dy1, outflow1, _ = jax.lax.while_loop(
+                    lambda c: (c[0] * c[3] > limit) & (c[4] < MAX_SHRINKS),
+                    lambda c: _shrunk(problem, euler, y, dy, courant, *c),
+                    (step, y1, dy1, outflow1, 0),
+                )
+                number = step * outflow
             y1 = jax.tree_util.tree_map(lambda a, b, c: 0.5 * (a + b + step * c), y, y1, dy1)
             number = jnp.maximum(number, step * outflow1)
         t_new = jnp.where(step == t_next - t, t_next, t + step)
