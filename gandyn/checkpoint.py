@@ -7,7 +7,9 @@ the run, never pickled:
 - :func:`run_segments`: a time integration in segments (:func:`simulate_checkpointed` for
   the particle ODE, :func:`~gandyn.solvers.train_wgan` for the WGAN algorithm); after each
   segment ``ckpt-KKKKKK.npz`` holds the carry (state, optimizer states, key, …) and the
-  records so far. Segments of one length share one compilation.
+  records so far. Segments of one length share one compilation. :func:`plan_segments` is
+  the one segment policy of the step-by-step solvers: every save and snapshot lies in
+  exactly one segment, so the interval changes no number.
 - :func:`stage`: one finished piece of work of a run (a grid solve, a sweep chunk) as
   ``stages/NAME.npz``.
 
@@ -40,6 +42,7 @@ from .solvers.particles import (
     Trajectory,
     save_grid,
     simulate_steps,
+    with_first_times,
 )
 
 FAULT_ENV = "GANDYN_FAULT_INJECT"
@@ -88,12 +91,57 @@ def default_interval(t1: float, step: float) -> float:
     return per * step
 
 
-def segment_bounds(t0: float, t1: float, dt: float, every: float) -> list[tuple[int, int]]:
-    """Step-index bounds ``(k_a, k_b)`` of the segments covering ``[t0, t1]``: ``every``
-    rounded to a whole number of steps, at least one."""
-    n_steps = round((t1 - t0) / dt)
-    per = max(1, round(every / dt))
-    return [(k, min(k + per, n_steps)) for k in range(0, n_steps, per)]
+@dataclass(frozen=True)
+class Window:
+    """One segment of a fixed-step run: steps ``k_a + 1 .. k_b`` (from the state at step
+    ``k_a``), the save times and snapshot times it records (indices into the lists given
+    to :func:`plan_segments`)."""
+
+    k_a: int
+    k_b: int
+    saves: np.ndarray
+    snapshots: np.ndarray
+
+
+def step_of(step_ts: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """For each time, the step that records it: the first ``k`` with ``step_ts[k] >= t``
+    (a save between two steps is interpolated in the step that passes it, as diffrax does;
+    ``t0`` is step 0)."""
+    return np.searchsorted(step_ts, np.asarray(times, dtype=float), side="left")
+
+
+def plan_segments(step_ts, save_ts, snapshot_ts, every: float) -> list[Window]:
+    """The checkpoint segments of a run over the steps ``step_ts (K+1,)`` (sorted times),
+    saving at ``save_ts`` and snapshotting at ``snapshot_ts`` (sorted, within the steps).
+
+    ``every`` (time units) is rounded to a whole number of steps, at least one, at most
+    the run. Window ``i`` covers steps ``(k_a, k_b]`` and holds exactly the saves and
+    snapshots recorded by those steps (the first window also those at ``k_a``): every
+    time is in one window, none twice, whatever the interval. The one segment policy of
+    the step-by-step solvers (:func:`simulate_checkpointed`,
+    :func:`~gandyn.solvers.train_wgan`).
+    """
+    step_ts = np.asarray(step_ts, dtype=float)
+    n_steps = step_ts.size - 1
+    span = float(step_ts[-1] - step_ts[0])
+    every = float(every)
+    if not every > 0:
+        raise ValueError(f"the checkpoint interval must be positive, got {every}")
+    per = n_steps if every >= span else max(1, round(every * n_steps / span))
+    save_steps, snap_steps = step_of(step_ts, save_ts), step_of(step_ts, snapshot_ts)
+    windows = []
+    for k_a in range(0, n_steps, per):
+        k_b = min(k_a + per, n_steps)
+        low = -1 if k_a == 0 else k_a
+        windows.append(
+            Window(
+                k_a,
+                k_b,
+                np.flatnonzero((save_steps > low) & (save_steps <= k_b)),
+                np.flatnonzero((snap_steps > low) & (snap_steps <= k_b)),
+            )
+        )
+    return windows
 
 
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -230,6 +278,23 @@ class Segments:
     interrupted: bool = False
 
 
+def _restore(saved: dict[str, np.ndarray], like, count: int, where: Path) -> tuple[int, Any]:
+    """The segment to continue from and the carry of a checkpoint, refused like a stale one
+    (:class:`StaleCheckpoint`) when its contents do not fit the run: a segment beyond the
+    run's ``count``, arrays of other shapes or dtypes."""
+    try:
+        segment = int(saved["segment"])
+        if not 0 <= segment < count:
+            raise ValueError(f"it ends segment {segment}, the run has segments 0 to {count - 1}")
+        n_carry = sum(1 for name in saved if name.startswith("carry_"))
+        carry = _from_host(like, [saved[f"carry_{i}"] for i in range(n_carry)])
+    except (KeyError, ValueError, TypeError) as err:
+        raise StaleCheckpoint(
+            f"the checkpoint in {where} does not fit this run ({err}); remove it or start again"
+        ) from None
+    return segment + 1, carry
+
+
 def _to_host(tree) -> list[np.ndarray]:
     """The leaves of ``tree`` as NumPy arrays (PRNG keys as their raw key data)."""
     leaves = []
@@ -288,9 +353,7 @@ def run_segments(
     if spec is not None and spec.resume:
         saved = latest_checkpoint(spec)
         if saved is not None:
-            first = int(saved["segment"]) + 1
-            n_carry = sum(1 for name in saved if name.startswith("carry_"))
-            carry = _from_host(carry, [saved[f"carry_{i}"] for i in range(n_carry)])
+            first, carry = _restore(saved, carry, count, spec.directory)
             store = _Accumulator({k[4:]: v for k, v in saved.items() if k.startswith("rec_")})
     done, failed, interrupted = first, False, False
     bar = tqdm(total=count, initial=first, unit="segment", disable=not progress)
@@ -332,9 +395,9 @@ class _Accumulator:
         return {name: np.concatenate(parts) for name, parts in self.arrays.items()}
 
 
-def _padded(times: np.ndarray, size: int) -> jax.Array:
-    """``times`` repeated at their last entry up to ``size`` (a fixed shape per segment)."""
-    return jnp.asarray(np.concatenate([times, np.full(size - times.size, times[-1])]))
+def _padded(times: np.ndarray, size: int, fill: float) -> jax.Array:
+    """``times`` followed by ``fill`` up to ``size`` entries (a fixed shape per segment)."""
+    return jnp.asarray(np.concatenate([times, np.full(size - times.size, fill)]))
 
 
 def simulate_checkpointed(
@@ -347,47 +410,46 @@ def simulate_checkpointed(
     solver: str,
     snapshot_ts,
     diagnostics: Mapping[str, Diagnostic],
+    save_ts=None,
     progress: bool = False,
 ) -> Trajectory:
     """:func:`simulate` in checkpointed segments (fixed steps from ``t0 = 0``).
 
     Returns the same :class:`Trajectory` as one call would, assembled from the segments;
     stops at the first segment that does not finish ``ok``. Ctrl-C between or during
-    segments returns what was computed with status ``interrupted``. Segments of equal
-    length share one compiled solve (their save and snapshot times are padded to one
-    shape; the padding is dropped).
+    segments returns what was computed with status ``interrupted``. ``save_ts``: the
+    diagnostics' times (default :func:`save_grid`). Segments (:func:`plan_segments`) of
+    equal length share one compiled solve (their save and snapshot times are padded to
+    one shape with the segment's last step; the padding is dropped).
     """
     t0 = 0.0
-    bounds = segment_bounds(t0, t1, dt, spec.interval(t1, dt))
-    save_steps = np.round((save_grid(t0, t1, dt) - t0) / dt).astype(int)
+    n_steps = round((t1 - t0) / dt)
+    step_ts = t0 + dt * np.arange(n_steps + 1)
+    step_ts[-1] = t1
+    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
     snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, float)]))
-    windows = []
-    for index, (k_a, k_b) in enumerate(bounds):
-        steps = t0 + dt * np.arange(k_a, k_b + 1)
-        steps[-1] = t1 if index == len(bounds) - 1 else steps[-1]
-        saves = steps[save_steps[(save_steps >= k_a) & (save_steps <= k_b)] - k_a]
-        after = snapshot_ts > steps[0] if index else snapshot_ts >= steps[0]
-        windows.append((steps, saves, snapshot_ts[after & (snapshot_ts <= steps[-1])]))
-    n_saves = max(saves.size for _, saves, _ in windows)
-    n_snaps = max(max(snaps.size for *_, snaps in windows), 1)
+    windows = plan_segments(step_ts, save_ts, snapshot_ts, spec.interval(t1, dt))
+    n_saves = max(1, *(w.saves.size for w in windows))
+    n_snaps = max(1, *(w.snapshots.size for w in windows))
     last: list[Trajectory] = []
 
     def segment(index: int, state: MeanFieldState):
-        steps, saves, snaps = windows[index]
+        window = windows[index]
+        steps = step_ts[window.k_a : window.k_b + 1]
+        saves, snaps = save_ts[window.saves], snapshot_ts[window.snapshots]
         trajectory = simulate_steps(
             problem,
             state,
             jnp.asarray(steps),
-            _padded(saves, n_saves),
-            _padded(snaps if snaps.size else steps[-1:], n_snaps),
+            _padded(saves, n_saves, steps[-1]),
+            _padded(snaps, n_snaps, steps[-1]),
             solver=solver,
             diagnostics=diagnostics,
         )
         last[:] = [trajectory]
-        kept = slice(1 if index else 0, saves.size)  # a segment's first save ends the last
-        records = {f"diag_{k}": v[kept] for k, v in trajectory.diagnostics.items()}
+        records = {f"diag_{k}": v[: saves.size] for k, v in trajectory.diagnostics.items()}
         records |= {
-            "ts": trajectory.ts[kept],
+            "ts": trajectory.ts[: saves.size],
             "steps": np.asarray(trajectory.num_steps)[None],
             "snap_ts": trajectory.snapshot_ts[: snaps.size],
             "snap_generator": trajectory.snapshots.generator[: snaps.size],
@@ -395,7 +457,7 @@ def simulate_checkpointed(
         }
         return records, trajectory.final, trajectory.status == "ok"
 
-    run = run_segments(spec, state, len(bounds), segment, progress=progress)
+    run = run_segments(spec, with_first_times(state), len(windows), segment, progress=progress)
     arrays = run.records
     stopped = last[0] if run.failed else None
     diagnostics_so_far = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}

@@ -23,7 +23,7 @@ from ..solvers.algorithm import (
     WGANAlgorithm,
     train_wgan,
 )
-from . import memory
+from . import memory, work
 from .common import (
     check_common,
     clip_params,
@@ -246,20 +246,42 @@ def fit_slope(x, gaps) -> tuple[float, float]:
 
 
 def _nonfinite(label: str, runs: Trajectory) -> str | None:
-    """Which seeds of ``runs`` went non-finite, when, and which particles first."""
-    bad = np.asarray(runs.final_t) < np.asarray(runs.ts[:, -1])
+    """Which seeds of ``runs`` (batched over seeds) went non-finite, when, and what first:
+    the particles of a state that stopped the run, or the observables recorded (an
+    overflowing product of finite particles) before it stopped."""
+    ts, final_t = np.asarray(runs.ts), np.asarray(runs.final_t)
+    stopped = final_t < ts[:, -1]
+    recorded = ts < np.where(stopped, final_t, np.inf)[:, None]  # (seeds, T) saves made
+    broken = {
+        name: recorded & ~np.isfinite(np.asarray(v).reshape(*ts.shape, -1)).all(axis=2)
+        for name, v in runs.diagnostics.items()
+    }
+    any_broken = np.any(list(broken.values()), axis=0) if broken else np.zeros_like(recorded)
+    first = np.where(
+        any_broken.any(axis=1), ts[np.arange(len(ts)), any_broken.argmax(axis=1)], np.inf
+    )
+    when = np.where(stopped, np.minimum(final_t, first), first)
+    bad = np.isfinite(when)
     if not bad.any():
         return None
-    seed = int(np.argmax(bad))
+    seed = int(np.argmin(when))
     where = []
     for name in ("generator", "critic"):
         rows = ~np.all(np.isfinite(np.asarray(getattr(runs.final, name)[seed])), axis=1)
-        if rows.any():
+        if stopped[seed] and rows.any():
             where.append(f"{name} particles {np.flatnonzero(rows)[:8].tolist()}")
+    names = [name for name, b in broken.items() if b[seed].any()]
+    if names:
+        where.append(f"observables {', '.join(names)}")
     return (
         f"{label}: {int(bad.sum())} of {bad.size} run(s) non-finite; seed {seed} at "
-        f"t = {float(runs.final_t[seed]):.6g} ({', '.join(where)})"
+        f"t = {float(when[seed]):.6g} ({', '.join(where)})"
     )
+
+
+def _one(trajectory: Trajectory) -> Trajectory:
+    """An unbatched trajectory as a batch of one seed."""
+    return jax.tree.map(lambda leaf: leaf[None], trajectory)
 
 
 def run(config: dict[str, Any], options: RunOptions) -> Result:
@@ -277,7 +299,7 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
     if reference.interrupted:
         raise KeyboardInterrupt
     gen_law, critic_law = LAWS[config["model"]](config)
-    messages = [reference.failure_report()]
+    messages = [reference.failure_report() or _nonfinite("reference ODE", _one(reference))]
 
     widths, etas = config["widths"], config["etas"]
     width_gaps, width_runs = [], None
@@ -310,10 +332,12 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
         euler = simulate(
             problem, state, t1=t1, dt=config["dt"], snapshot_ts=snapshot_ts, diagnostics=_observed()
         )
+        messages.append(euler.failure_report())
     plain = WGANAlgorithm(config["dt"], updates="simultaneous")
     literal = _train_seeds(
         config, problem, state, plain, jax.random.key(0)[None], (), options, "literal"
     )
+    messages.append(_nonfinite("projected-Euler sgd", literal))
     equivalence = max(
         float(jnp.max(jnp.abs(euler.final.generator - literal.final.generator[0]))),
         float(jnp.max(jnp.abs(euler.final.critic - literal.final.critic[0]))),
@@ -331,9 +355,9 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
         "slope_eta": finite_or_none(slope_e),
         "slope_eta_ci95": finite_or_none(ci_e),
         "slope_eta_expected": 0.5 if stochastic else 1.0,
-        "gap_full_batch_vs_projected_euler": equivalence,
-        "gap_largest_width": float(total_w[-1].mean()),
-        "gap_smallest_eta": float(total_e[-1].mean()),
+        "gap_full_batch_vs_projected_euler": finite_or_none(equivalence),
+        "gap_largest_width": finite_or_none(total_w[-1].mean()),
+        "gap_smallest_eta": finite_or_none(total_e[-1].mean()),
     }
     round_off = 100 * np.finfo(gap_w.dtype).eps  # an observable that never moves (T1's variance)
     for k, name in enumerate(OBSERVABLES):
@@ -384,5 +408,7 @@ MEAN_FIELD_VS_SGD = register(
         check=check,
         memory=memory.mean_field_vs_sgd,
         size_keys=("reference_width", "widths"),
+        work=work.mean_field_vs_sgd,
+        time_keys=("reference_width", "widths", "quadrature", "critic_steps"),
     )
 )

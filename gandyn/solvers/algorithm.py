@@ -326,7 +326,7 @@ def train_wgan(
     ``checkpoint.resume`` continues from the newest good one. ``progress`` shows a bar
     over the segments.
     """
-    from ..checkpoint import run_segments, segment_bounds
+    from ..checkpoint import plan_segments, run_segments
 
     eta = float(algorithm.eta)
     t1 = float(t1)
@@ -366,14 +366,18 @@ def train_wgan(
     loop = _start(plan, state, key, state_axis if batched else False)
     if checkpoint is None:
         return _finish(plan, _advance(plan, loop, 0, n_steps, batched))
-    bounds = segment_bounds(0.0, t1, eta, checkpoint.interval(t1, eta))
+    # saves and snapshots go to their step's slot in the carried buffers: each is written
+    # by the segment holding its step, once, so only the windows' steps are needed here
+    windows = plan_segments(
+        eta * np.arange(n_steps + 1), saves, snapshots, checkpoint.interval(t1, eta)
+    )
 
     def segment(index: int, loop: _Loop):
-        loop = _advance(plan, loop, *bounds[index], batched)
+        loop = _advance(plan, loop, windows[index].k_a, windows[index].k_b, batched)
         return {}, loop, not bool(jnp.any(loop.first_bad <= n_steps))
 
-    run = run_segments(checkpoint, loop, len(bounds), segment, progress=progress)
-    trajectory = _finish(plan, run.carry, reached=bounds[run.done - 1][1] if run.done else 0)
+    run = run_segments(checkpoint, loop, len(windows), segment, progress=progress)
+    trajectory = _finish(plan, run.carry, reached=windows[run.done - 1].k_b if run.done else 0)
     return dataclasses.replace(trajectory, interrupted=run.interrupted)
 
 
