@@ -157,7 +157,7 @@ def _write_failed(folder: Path, err: OSError) -> None:
 
 def _origin(name: str, config: dict[str, Any]) -> str:
     """What a run's checkpoints belong to: experiment, resolved config, gandyn version."""
-    from . import __version__
+    from ._version import __version__
 
     return json.dumps({"experiment": name, "config": config, "gandyn": __version__})
 

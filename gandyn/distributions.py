@@ -56,6 +56,10 @@ def _tensor_rule(nodes_1d: np.ndarray, weights_1d: np.ndarray, dim: int):
     return nodes, weights / weights.sum()
 
 
+MAX_NODES = 10_000
+"""Most nodes per axis a Gauss rule takes: beyond it every added node's weight underflows
+(Gauss–Hermite: below 1e-300), so only the cost grows."""
+
 NUMPY_HERMITE_MAX = 150
 """Up to this many nodes the Gauss–Hermite rule comes from NumPy's ``hermegauss``; above,
 from SciPy's ``roots_hermitenorm`` (an O(n) asymptotic method). NumPy's weights overflow

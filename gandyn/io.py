@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def environment() -> dict[str, Any]:
     """Versions and device, recorded with every run."""
     import jax
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "gandyn": __version__,
@@ -85,8 +86,8 @@ def staged_folder(out: Path, *, overwrite: bool, in_place: bool = False) -> Iter
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield staging
-        if in_place:
-            for path in staging.iterdir():
+        if in_place:  # the record (run.json, sweep.json) last: it says the rest is there
+            for path in sorted(staging.iterdir(), key=lambda p: p.name in runs.RECORDS):
                 os.replace(path, out / path.name)
             staging.rmdir()
         else:
@@ -114,24 +115,27 @@ def write_run(
     """Write ``config.json``, ``summary.json``, ``run.json``, ``trajectory.npz`` and the
     plots into ``out`` through :func:`staged_folder`. ``in_place`` (a checkpointed run's
     own folder) replaces the files one by one and keeps the checkpoints. ``meta`` is
-    recorded in ``run.json`` (how the run was made, for ``gandyn resume``)."""
+    recorded in ``run.json`` (how the run was made, for ``gandyn resume``). A plot that
+    fails costs only that plot: the data are written, ``run.json`` records
+    ``plot_error`` and a warning says why."""
+    record = (meta or {}) | {
+        "experiment": result.experiment,
+        "status": result.status,
+        "message": result.message,
+        "environment": environment(),
+    }
     with staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
         write_json(staging / "config.json", result.config)
         write_json(staging / "summary.json", result.summary)
-        write_json(
-            staging / "run.json",
-            (meta or {})
-            | {
-                "experiment": result.experiment,
-                "status": result.status,
-                "message": result.message,
-                "environment": environment(),
-            },
-        )
         arrays: dict[str, Any] = dict(result.trajectory)
         np.savez_compressed(staging / "trajectory.npz", allow_pickle=False, **arrays)
         if plots and experiment.plot is not None:
-            experiment.plot(result, staging)
+            try:
+                experiment.plot(result, staging)
+            except Exception as err:  # the data matter more than a figure
+                record["plot_error"] = f"{type(err).__name__}: {err}"
+                warnings.warn(f"plots of {out} failed ({record['plot_error']})", stacklevel=2)
+        write_json(staging / "run.json", record)
     return sorted(Path(out).iterdir())
 
 

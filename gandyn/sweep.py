@@ -25,12 +25,13 @@ Where a gradient is zero or undefined by construction (see :func:`grad_outcome`)
   the outcomes are piecewise smooth with kinks where a particle reaches the wall one step
   earlier or later, and the gradient is that of the smooth piece (finite differences across
   a kink disagree with it). Use ``PenaltyClip`` (Lipschitz in the state) or ``SmoothClip``;
-* counts and threshold times (``first_contact_time``, ``wall_fraction_*``): step functions
-  of every continuous key in a fixed-step solve (a first save time with a particle on the
-  wall; the fraction of particles with ``|ω| ≥ c``), so their gradient is 0 almost
+* counts (``wall_fraction_*``): step functions of every continuous key in a fixed-step
+  solve (the fraction of particles with ``|ω| ≥ c``), so their gradient is 0 almost
   everywhere and undefined at the jumps, with any constraint. Differentiate a smooth
   surrogate instead (under ``PenaltyClip``: ``critic_max_abs``, whose level ``c`` marks the
   contact, or ``value_final``, ``data_distance_final``, ``invariant_final``).
+  ``first_contact_time`` is interpolated inside the step where it happens, so it is
+  continuous, with the derivative of that interpolated crossing.
 """
 
 from __future__ import annotations
@@ -296,16 +297,16 @@ def plan_sweep(
     limit = available_memory() if max_memory is None else int(max_memory)
     n_cont = math.prod(len(values[k]) for k in continuous)
     n_total = n_cont * math.prod(len(values[k]) for k in discrete)
-    if n_total > MAX_RUNS:
-        raise ConfigError(
-            f"grid: {n_total:,} runs; at most {MAX_RUNS:,} per sweep: sweep a coarser grid "
-            "or split it"
-        )
     per_run = sum(s.size * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
     if n_total * per_run > limit:
         raise ConfigError(
             f"grid: {n_total:,} runs need about {format_bytes(n_total * per_run)} for their "
             f"outcomes alone, more than the {format_bytes(limit)} available; sweep a smaller grid"
+        )
+    if n_total > MAX_RUNS:
+        raise ConfigError(
+            f"grid: {n_total:,} runs; at most {MAX_RUNS:,} per sweep: sweep a coarser grid "
+            "or split it"
         )
     for point in itertools.product(*values.values()):
         resolve_config(exp, config | dict(zip(values, point, strict=True)))
@@ -504,7 +505,7 @@ def grad_outcome(
     that change only the ``wrt`` values reuse it (a gradient-descent loop). The gradient is
     that of the discretized run (fixed steps: the derivative of the numerical solution, not
     of the exact flow). It is zero almost everywhere for step-function outcomes
-    (``first_contact_time``, ``wall_fraction_*``) and loses information through particles
+    (``wall_fraction_*``) and loses information through particles
     stuck on a ``HardClip`` wall; see the module documentation for what to use instead.
     """
     return value_and_grad_outcome(experiment, outcome, wrt, at)[1]

@@ -86,7 +86,7 @@ def test_overwrite_replaces_a_gandyn_run_and_leaves_no_hidden_folder(tmp_path, f
 
 def test_a_failing_replacement_leaves_the_old_run_intact(tmp_path, finished):
     before = tree(finished)
-    failing = ["--set", "clip=penalty", "--set", "beta=1e6", "--set", "t1=5", "--set", "c=0.05"]
+    failing = ["--set", "clip=none", "--set", "lam=1e12", "--set", "t1=5", "--set", "c=0.05"]
     result = run(finished, *failing, "--overwrite")
     assert result.exit_code == 1
     assert "earlier run in" in result.output
@@ -184,3 +184,18 @@ def test_the_python_writer_refuses_a_foreign_folder(tmp_path):
     with pytest.raises(gd.ConfigError, match="not a gandyn run"):
         gd.io.write_run(result, experiment, out, overwrite=True, plots=False)
     assert (out / "paper.pdf").read_bytes() == b"%PDF"
+
+
+def test_two_runs_started_at_once_into_one_folder_one_wins_the_other_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "race"
+    command = [sys.executable, "-c", "from gandyn.cli import main; main()", "run"]
+    command += ["toy-shift-linear", *SETS, "--out", str(out), "--no-plots"]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    codes = sorted(p.wait(timeout=600) for p in runs)
+    errors = [p.stderr.read() for p in runs if p.stderr is not None]
+    assert codes == [0, 2], errors
+    assert not any("Traceback" in e for e in errors)
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"

@@ -14,21 +14,42 @@ import numpy as np
 
 from .. import diagnostics as dg
 from .._types import Array
-from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyClip, SmoothClip
-from ..distributions import GaussianMixture
+from ..constraints import (
+    AbstractConstraint,
+    HardClip,
+    NoConstraint,
+    PenaltyClip,
+    SmoothClip,
+    SplitPenaltyClip,
+)
+from ..distributions import MAX_NODES, GaussianMixture
 from ..solvers import SOLVERS, MeanFieldProblem, MeanFieldState, Trajectory, save_grid, simulate
+from ..solvers.particles import MAX_SAVES, stiffness_error
+from . import work
 from .registry import ConfigError, Experiment, Param, Result, RunOptions
 
 CLIPS = ("hard", "penalty", "smooth", "none")
+SPLIT = "penalty-split"
+"""PenaltyClip's flow with its decay integrated exactly over each ODE step of ``dt``
+(``SplitPenaltyClip``): offered where the particle ODE is the run, not to the literal
+algorithm, whose steps are not ``dt``."""
 
 
-def clip_params(c: float = 0.5, beta: float = 50.0, clip: str = "hard") -> dict[str, Param]:
+def clip_params(
+    c: float = 0.5, beta: float = 50.0, clip: str = "hard", split: bool = False
+) -> dict[str, Param]:
+    """The ``clip``, ``c`` and ``beta`` keys (``clip=penalty-split`` too if ``split``)."""
+    split_doc = (
+        ", penalty-split (the same flow, its decay integrated exactly over each step: any beta)"
+        if split
+        else ""
+    )
     return {
         "clip": Param(
             clip,
-            "critic constraint: hard (projection), penalty (Moreau–Yosida), "
-            "smooth (reparametrised), none",
-            choices=CLIPS,
+            "critic constraint: hard (projection), penalty (Moreau–Yosida; beta * dt below "
+            f"the solver's stability bound){split_doc}, smooth (reparametrised), none",
+            choices=CLIPS[:2] + (SPLIT,) + CLIPS[2:] if split else CLIPS,
         ),
         "c": Param(c, "clipping bound: critic parameters live in [-c, c]^q", positive=True),
         "beta": Param(
@@ -57,6 +78,7 @@ def run_params(solver="euler", dt=0.01, t1=40.0, n_snapshots=6, quadrature=16) -
             quadrature,
             "Gauss–Hermite nodes per mixture component and for the latent law",
             minimum=1,
+            maximum=MAX_NODES,
         ),
         "seed": Param(0, "random seed for initial particles", minimum=0),
     }
@@ -86,6 +108,9 @@ def check_common(config: dict[str, Any]) -> None:
     steps = config["t1"] / config["dt"]
     if abs(steps - round(steps)) > 1e-6 * steps:
         raise ConfigError(f"t1: must be a multiple of dt = {config['dt']}, got {config['t1']}")
+    stiff = stiffness_error(constraint_from_config(config), config["dt"], config["solver"])
+    if stiff is not None:
+        raise ConfigError(f"beta: {stiff}")
 
 
 def constraint_from_config(config: dict[str, Any]) -> AbstractConstraint:
@@ -94,6 +119,8 @@ def constraint_from_config(config: dict[str, Any]) -> AbstractConstraint:
         return HardClip(c)
     if kind == "penalty":
         return PenaltyClip(c, beta)
+    if kind == SPLIT:
+        return SplitPenaltyClip(c, beta, config["dt"])
     if kind == "smooth":
         return SmoothClip(c, beta)
     return NoConstraint()
@@ -126,6 +153,7 @@ def integrate(
             solver=config["solver"],
             snapshot_ts=np.linspace(0.0, t1, config["n_snapshots"]),
             diagnostics=dg.default_diagnostics() if diagnostics is None else diagnostics,
+            save_ts=save_times(config),
             progress=options.progress,
         )
     meter = diffrax.TqdmProgressMeter() if options.progress else None
@@ -135,10 +163,17 @@ def integrate(
         t1=t1,
         dt=config["dt"],
         solver=config["solver"],
+        save_ts=save_times(config),
         snapshot_ts=np.linspace(0.0, t1, config["n_snapshots"]),
         diagnostics=diagnostics,
         progress_meter=meter,
     )
+
+
+def save_times(config: dict[str, Any]) -> np.ndarray:
+    """The save times of a particle run: :func:`save_grid` over ``[0, t1]`` with at most
+    ``n_saves`` of them (:data:`MAX_SAVES` for an experiment without that key)."""
+    return save_grid(0.0, config["t1"], config["dt"], config.get("n_saves", MAX_SAVES))
 
 
 def trajectory_arrays(trajectory: Trajectory) -> dict[str, np.ndarray]:
@@ -188,16 +223,20 @@ def wall_outcomes(
 ) -> dict[str, Array]:
     """Clipping outcomes shared by the study-W particle experiments (traceable).
 
-    ``first_contact_time`` is the first save with critic mass on a wall (piecewise
-    constant in every parameter: its gradient is zero); ``contact_time_interpolated`` is
-    the interpolated time ``max |u|`` first crosses ``c``, a surrogate that moves
-    continuously with the parameters under ``PenaltyClip`` and ``SmoothClip``."""
+    ``first_contact_time`` is the first time a critic coordinate reaches a wall, tracked at
+    every step (the crossing of ``max |u| = c`` linearly interpolated inside the step, the
+    unprojected step under ``HardClip``), NaN if none: independent of ``t1`` beyond it and
+    of the save times. ``contact_time_interpolated`` is the time ``max |u|`` first crosses
+    ``c`` interpolated between saves, a surrogate on the save grid that moves continuously
+    with the parameters under ``PenaltyClip`` and ``SmoothClip``."""
     diag, ts = trajectory.diagnostics, trajectory.ts
     wall = jnp.where(valid, diag["wall_fraction"], 0.0)
     state_max = jnp.where(valid, diag["critic_state_max_abs"], 0.0)
     c = getattr(problem.constraint, "c", jnp.inf)
+    assert trajectory.final.first_times is not None  # every particle run tracks events
+    contact = trajectory.final.first_times["wall_contact"]
     return {
-        "first_contact_time": dg.first_time(ts, wall > 0),
+        "first_contact_time": jnp.where(jnp.isfinite(contact), contact, jnp.nan),
         "contact_time_interpolated": dg.first_crossing(ts, state_max, c),
         "wall_fraction_final": last_valid(diag["wall_fraction"], valid),
         "wall_fraction_max": jnp.max(wall),
@@ -272,6 +311,8 @@ def particle_experiment(
         check=check_common,
         memory=memory,
         size_keys=("n_gen", "n_critic"),
+        work=work.particle_ode,
+        time_keys=("n_gen", "n_critic", "quadrature"),
         outcomes=outcomes,
     )
 
@@ -311,7 +352,7 @@ def estimate_memory(
     nodes = game.data.size + game.latent.size
     blocks = 8 * game.chunk(nodes) * nodes
     n_steps = round(config["t1"] / config["dt"])
-    saves = len(save_grid(0.0, config["t1"], config["dt"]))
+    saves = len(save_times(config))
     elements = (
         particles * (STAGES.get(config["solver"], 13) + 6 + config["n_snapshots"] + 2)
         + nodes * (game.generator.data_dim + 2) * 4

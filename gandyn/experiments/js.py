@@ -43,7 +43,7 @@ import numpy as np
 
 from ..checkpoint import stage, within
 from ..diagnostics import sliced_wasserstein1
-from ..distributions import GaussianMixture, Normal
+from ..distributions import MAX_NODES, GaussianMixture, Normal
 from ..games.js import (
     BANDWIDTH_RULES,
     NORMALISATIONS,
@@ -69,7 +69,7 @@ from ..solvers.gan_as_ode import (
 )
 from ..solvers.js_flow import JSFlowProblem, simulate_js_flow
 from ..units import ACTIVATIONS
-from . import memory
+from . import memory, work
 from .common import finite_or_none, finite_summary
 from .grids import ring_mixture
 from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
@@ -111,7 +111,9 @@ FLOW_DOC = """Particle ODE of the JS flow against the grid Fokker–Planck solut
 c·sigmoid(ℓ̂)∇ℓ̂, ℓ̂ from the selected estimator: `kde` (kernel estimate of the particles),
 `neural` (discriminator whose parameters follow the BCE gradient flow at rate disc_rate),
 `exact` (ρ_t interpolated from the grid solution: the particles are its characteristics).
-Mean, variance and JS of both are compared at the grid's save times.
+Mean, variance and JS of both are compared at the grid's save times. The particles' JS
+(js_initial, js_final, js_drop, js_max_increase) is the plug-in estimate from the
+estimator's logit over the particles, which can be negative; js_*_grid is the grid's JS.
 """
 
 FLOW_PARAMS: dict[str, Param] = {
@@ -143,6 +145,7 @@ FLOW_PARAMS: dict[str, Param] = {
         16,
         "Gauss–Hermite nodes per component (per axis) of ρ_d for the discriminator and diagnostics",
         minimum=1,
+        maximum=MAX_NODES,
     ),
     "seed": Param(0, "random seed (particles, discriminator)", minimum=0),
 }
@@ -325,7 +328,9 @@ MLP generator, Euler targets ζ = y + ε c v̂(y) from a kernel estimate of the 
 (or a warm-started neural discriminator), K gradient steps of rate λ per iteration (K = 1 is
 the original GAN step, η = λε). The reference is the particle ODE with the kernel drift
 from the same initial points to time n_iter·ε; path_distance is the sliced W1 between the
-two at the snapshot times (ODE time = iteration × ε).
+two at the snapshot times (ODE time = iteration × ε). K…_js_estimate_final is the plug-in
+estimate of JS(generated, data) from the drift model's logit (kernel or network, not the
+exact discriminator): unlike JS itself it can be negative.
 """
 
 GAN_PARAMS: dict[str, Param] = {
@@ -351,8 +356,12 @@ GAN_PARAMS: dict[str, Param] = {
     "gen_width": Param(64, "generator MLP width", minimum=1),
     "gen_depth": Param(2, "generator MLP hidden layers", minimum=1),
     "gen_activation": Param("tanh", "generator activation", choices=tuple(ACTIVATIONS)),
-    "latent_quadrature": Param(16, "Gauss–Hermite nodes per latent axis (2-D latent)", minimum=1),
-    "quadrature": Param(6, "Gauss–Hermite nodes per axis per ring component", minimum=1),
+    "latent_quadrature": Param(
+        16, "Gauss–Hermite nodes per latent axis (2-D latent)", minimum=1, maximum=MAX_NODES
+    ),
+    "quadrature": Param(
+        6, "Gauss–Hermite nodes per axis per ring component", minimum=1, maximum=MAX_NODES
+    ),
     "normalisation": Param("v", "drift normalisation", choices=tuple(NORMALISATIONS)),
     "seed": Param(0, "random seed (networks)", minimum=0),
 }
@@ -460,7 +469,7 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         summary |= {
             f"K{K}_data_distance_initial": finite_or_none(diag["data_distance"][0]),
             f"K{K}_data_distance_final": finite_or_none(final_distance),
-            f"K{K}_js_final": finite_or_none(diag["js"][-1]),
+            f"K{K}_js_estimate_final": finite_or_none(diag["js"][-1]),
             f"K{K}_path_distance_max": finite_or_none(np.max(path)),
             f"K{K}_displacement_ratio_mean": finite_or_none(np.mean(diag["displacement_ratio"])),
             f"K{K}_displacement_error_mean": finite_or_none(np.mean(diag["displacement_error"])),
@@ -505,7 +514,9 @@ MSE_PARAMS: dict[str, Param] = {
     ),
     "cycle_offset": Param(0.05, "the cycle is shown at η = threshold + offset", positive=True),
     "refine": Param(16, "points per refinement of the threshold bracket (two rounds)", minimum=2),
-    "quadrature": Param(40, "Gauss–Hermite nodes for the latent and data expectations", minimum=2),
+    "quadrature": Param(
+        40, "Gauss–Hermite nodes for the latent and data expectations", minimum=2, maximum=MAX_NODES
+    ),
 }
 
 
@@ -765,7 +776,9 @@ JS_FLOW_PARTICLES = register(
         _plot("flow"),
         check=_check_flow,
         memory=memory.js_flow_particles,
-        size_keys=("n_particles",),
+        size_keys=("n_particles", "cells"),
+        work=work.js_flow_particles,
+        time_keys=("n_particles", "cells"),
     )
 )
 GAN_AS_ODE = register(
@@ -777,7 +790,9 @@ GAN_AS_ODE = register(
         _plot("gan"),
         check=_check_gan,
         memory=memory.gan_as_ode,
-        size_keys=("latent_quadrature",),
+        size_keys=("n_iter", "latent_quadrature", "quadrature", "ring_components"),
+        work=work.gan_as_ode,
+        time_keys=("n_iter", "K_list", "latent_quadrature"),
     )
 )
 MSE_DIVERGENCE = register(
@@ -789,6 +804,8 @@ MSE_DIVERGENCE = register(
         _plot("mse"),
         check=_check_mse,
         memory=memory.mse_divergence,
-        size_keys=("n_eta",),
+        size_keys=("n_eta", "n_iter"),
+        work=work.mse_divergence,
+        time_keys=("n_eta", "n_iter", "K", "quadrature"),
     )
 )

@@ -112,7 +112,9 @@ def fokker_planck(dim: int):
     def memory(config: dict[str, Any]) -> int:
         cells = config["cells"] ** dim
         implicit = config["method"] == "implicit"
-        return fokker_planck_elements(cells, config["n_saves"], dim, implicit) * _itemsize()
+        components = config.get("ring_components", len(config.get("data_means", [0.0])))
+        elements = fokker_planck_elements(cells, config["n_saves"], dim, implicit)
+        return (elements + 2 * cells * components) * _itemsize()  # + the data density
 
     return memory
 

@@ -148,6 +148,8 @@ class Result:
         if status == "ok":
             names = ", ".join(sorted(set(bad)))
             status, message = "nonfinite", f"summary values not finite (written as null): {names}"
+            if "status" in summary:
+                summary["status"] = status
         return replace(self, summary=summary, status=status, message=message)
 
 
