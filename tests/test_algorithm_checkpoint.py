@@ -59,7 +59,7 @@ def test_resuming_with_another_run_shape_is_refused(tmp_path):
     algorithm = gd.WGANAlgorithm(0.05)
     gd.train_wgan(problem, state, algorithm, t1=0.5, checkpoint=CheckpointSpec(tmp_path, 0.25))
     bigger, state16 = toy("T1", n_gen=16, n_critic=16)
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(gd.StaleCheckpoint, match="does not fit this run .*does not match"):
         gd.train_wgan(
             bigger,
             state16,
