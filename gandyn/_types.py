@@ -1,6 +1,6 @@
 """Array aliases used across gandyn (jaxtyping)."""
 
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 Scalar = Float[Array, ""]
 ScalarLike = float | Float[Array, ""]
@@ -11,6 +11,7 @@ Vector = Float[Array, " d"]
 
 __all__ = [
     "Array",
+    "ArrayLike",
     "Bool",
     "Float",
     "Int",

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .._types import Array, Float, Int, PyTree, Scalar, Weights
+from .._types import Array, ArrayLike, Float, Int, PyTree, Scalar, Weights
 from ..constraints import AbstractConstraint, NoConstraint, SplitPenaltyClip
 from ..games import MeanFieldGame, critic_velocity, generator_velocity
 from ..measure import ParticleMeasure
@@ -145,7 +145,7 @@ class MeanFieldState(eqx.Module):
 
     generator: Float[Array, "n p"]
     critic: Float[Array, "m q"]
-    first_times: dict[str, Float[Array, ""]] | None = None
+    first_times: dict[str, Float[ArrayLike, ""]] | None = None
 
 
 class MeanFieldProblem(eqx.Module):
@@ -231,7 +231,8 @@ def with_first_times(
     """``state`` with a ``first_times`` entry for each of ``events``: its own if it has
     them (it must track exactly these), otherwise ``inf`` (not yet)."""
     if state.first_times is None:
-        inf = jnp.full((), jnp.inf, dtype=float)
+        # a host scalar, uncommitted: it follows the state onto whatever devices it is on
+        inf = np.full((), np.inf, dtype=jax.dtypes.canonicalize_dtype(float))
         return MeanFieldState(state.generator, state.critic, {name: inf for name in events})
     if set(state.first_times) != set(events):
         raise ValueError(

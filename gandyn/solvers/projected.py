@@ -10,7 +10,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 
 class ProjectedInterpolation(diffrax.LocalLinearInterpolation):
@@ -123,7 +123,7 @@ class FirstTimesSolver(_WrappedSolver):
 
     solver: diffrax.AbstractSolver
     signals: dict[str, Callable[[PyTree], Array]]
-    start: dict[str, Float[Array, ""]]
+    start: dict[str, Float[ArrayLike, ""]]
 
     @property
     def interpolation_cls(self):  # pyright: ignore
