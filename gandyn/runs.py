@@ -3,8 +3,9 @@
 gandyn never deletes what it did not write. ``--overwrite`` replaces only a folder that
 holds a gandyn record (``run.json`` or ``sweep.json``) and nothing gandyn would not have
 written there; the working directory, its parents and the home folder are never output
-folders. A replacement is computed in a hidden sibling (``.NAME.next-`` and a random suffix) and swapped in
-only once it ends ``ok``, so a new run that fails leaves the old one as it was.
+folders. A replacement is computed in a hidden sibling (``.NAME.next-`` plus a random
+suffix) and swapped in only once it ends ``ok``, so a new run that fails leaves the old
+one as it was.
 
 One process writes a folder at a time: :func:`claim` holds an advisory lock
 (``fcntl.flock`` on ``.gandyn.lock``, released by the kernel when the process exits, so a
