@@ -35,7 +35,8 @@ from gandyn import (  # noqa: E402
     solve_continuity,
     solve_fokker_planck,
 )
-from gandyn.experiments.grids import ring_mixture  # noqa: E402
+from gandyn.distributions import ring_mixture  # noqa: E402
+from gandyn.experiments.choices import SCHEMES  # noqa: E402
 
 
 def continuity_case(dim: int, cells: int, scheme: str, repeats: int) -> dict:
@@ -51,7 +52,7 @@ def continuity_case(dim: int, cells: int, scheme: str, repeats: int) -> dict:
         HardClip(0.5),
         Grid(np.full(dim, -3.0), 4.0, cells),
         Grid(np.full(dim, -0.5), 0.5, cells),
-        scheme,
+        SCHEMES[scheme],
     )
     state = problem.initial_state(Normal(np.full(dim, 0.5), 0.3), Normal(np.zeros(dim), 0.09))
     t1 = 1.0 if dim == 1 else 0.5

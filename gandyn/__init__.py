@@ -13,10 +13,12 @@ from .constraints import (
 )
 from .distributions import (
     Empirical as Empirical,
+    GaussianLaw as GaussianLaw,
     GaussianMixture as GaussianMixture,
     Normal as Normal,
     Quadrature as Quadrature,
     Uniform as Uniform,
+    ring_mixture as ring_mixture,
 )
 from .experiments import (
     REGISTRY as REGISTRY,
@@ -25,24 +27,38 @@ from .experiments import (
     run_experiment as run_experiment,
 )
 from .games import (
+    AbstractLoss as AbstractLoss,
     MeanFieldGame as MeanFieldGame,
+    MeanFieldProblem as MeanFieldProblem,
+    MeanFieldState as MeanFieldState,
+    Minimax as Minimax,
+    NonSaturating as NonSaturating,
+    Wasserstein as Wasserstein,
     critic_velocity as critic_velocity,
     first_variation_gradient as first_variation_gradient,
     generator_velocity as generator_velocity,
 )
 from .games.js import (
     AbstractDriftEstimator as AbstractDriftEstimator,
-    Discriminator as Discriminator,
+    AbstractDriftModel as AbstractDriftModel,
+    ExactDiscriminator as ExactDiscriminator,
     ExactDrift as ExactDrift,
     GridDensity as GridDensity,
     KDEDrift as KDEDrift,
+    KernelDiscriminator as KernelDiscriminator,
     NeuralDrift as NeuralDrift,
+    TrainedDiscriminator as TrainedDiscriminator,
     discriminator_objective as discriminator_objective,
     fit_discriminator as fit_discriminator,
     js_estimate as js_estimate,
 )
 from .io import available_memory as available_memory
 from .measure import ParticleMeasure as ParticleMeasure, sample_measure as sample_measure
+from .networks import (
+    AffineGenerator as AffineGenerator,
+    Discriminator as Discriminator,
+    MLPGenerator as MLPGenerator,
+)
 from .sharding import (
     PARTICLES as PARTICLES,
     particle_mesh as particle_mesh,
@@ -51,33 +67,35 @@ from .sharding import (
     shard_problem as shard_problem,
 )
 from .solvers import (
-    MeanFieldProblem as MeanFieldProblem,
-    MeanFieldState as MeanFieldState,
     ProjectedSolver as ProjectedSolver,
     Trajectory as Trajectory,
     simulate as simulate,
+    simulate_checkpointed as simulate_checkpointed,
     solver_by_name as solver_by_name,
     stability_bound as stability_bound,
 )
+from .solvers.affine_gan import (
+    affine_gan_eigenvalues as affine_gan_eigenvalues,
+    affine_gan_threshold as affine_gan_threshold,
+)
 from .solvers.algorithm import (
     AbstractBatches as AbstractBatches,
+    AbstractClipOrder as AbstractClipOrder,
+    AbstractUpdateOrder as AbstractUpdateOrder,
+    Alternating as Alternating,
+    ClipAfter as ClipAfter,
+    ClipBefore as ClipBefore,
     FullBatch as FullBatch,
     Minibatch as Minibatch,
+    Simultaneous as Simultaneous,
     WGANAlgorithm as WGANAlgorithm,
     train_wgan as train_wgan,
 )
 from .solvers.fokker_planck import solve_fokker_planck as solve_fokker_planck
 from .solvers.gan_as_ode import (
-    AbstractDriftModel as AbstractDriftModel,
-    AffineGenerator as AffineGenerator,
-    ExactDiscriminator as ExactDiscriminator,
     GANAsODE as GANAsODE,
     GANState as GANState,
     GANTrajectory as GANTrajectory,
-    GaussianLaw as GaussianLaw,
-    KernelDiscriminator as KernelDiscriminator,
-    MLPGenerator as MLPGenerator,
-    TrainedDiscriminator as TrainedDiscriminator,
     run_gan_as_ode as run_gan_as_ode,
 )
 from .solvers.grid import (
@@ -92,6 +110,11 @@ from .solvers.js_flow import (
     JSFlowTrajectory as JSFlowTrajectory,
     simulate_js_flow as simulate_js_flow,
 )
+from .solvers.schemes import (
+    MUSCL as MUSCL,
+    AbstractScheme as AbstractScheme,
+    Upwind as Upwind,
+)
 from .sweep import (
     grad_outcome as grad_outcome,
     sweep as sweep,
@@ -99,9 +122,13 @@ from .sweep import (
     write_sweep as write_sweep,
 )
 from .units import (
+    AbstractCriticUnit as AbstractCriticUnit,
+    AbstractGeneratorUnit as AbstractGeneratorUnit,
     AffineUnit as AffineUnit,
     LinearCritic as LinearCritic,
     NeuronCritic as NeuronCritic,
     NeuronUnit as NeuronUnit,
     ShiftUnit as ShiftUnit,
+    TanhProductCritic as TanhProductCritic,
+    TanhShiftUnit as TanhShiftUnit,
 )

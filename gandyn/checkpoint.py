@@ -4,12 +4,13 @@ Two kinds of checkpoint, both ``.npz`` files written to a temporary name, fsynce
 renamed (a file is whole or absent), with a SHA-256 of their arrays and the ``origin`` of
 the run, never pickled:
 
-- :func:`run_segments`: a time integration in segments (:func:`simulate_checkpointed` for
-  the particle ODE, :func:`~gandyn.solvers.train_wgan` for the WGAN algorithm); after each
-  segment ``ckpt-KKKKKK.npz`` holds the carry (state, optimizer states, key, …) and the
-  records so far. Segments of one length share one compilation. :func:`plan_segments` is
-  the one segment policy of the step-by-step solvers: every save and snapshot lies in
-  exactly one segment, so the interval changes no number.
+- :func:`run_segments`: a time integration in segments (the particle ODE's
+  :func:`~gandyn.simulate_checkpointed`, the WGAN algorithm's
+  :func:`~gandyn.solvers.train_wgan`); after each segment ``ckpt-KKKKKK.npz`` holds the
+  carry (state, optimizer states, key, …) and the records so far. Segments of one length
+  share one compilation. :func:`plan_segments` is the one segment policy of the
+  step-by-step solvers: every save and snapshot lies in exactly one segment, so the
+  interval changes no number.
 - :func:`stage`: one finished piece of work of a run (a grid solve, a sweep chunk) as
   ``stages/NAME.npz``.
 
@@ -29,21 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
-
-from .solvers.particles import (
-    Diagnostic,
-    MeanFieldProblem,
-    MeanFieldState,
-    Trajectory,
-    save_grid,
-    simulate_steps,
-    with_first_times,
-)
 
 FAULT_ENV = "GANDYN_FAULT_INJECT"
 """Testing aid: ``kill-before-rename:K`` or ``kill-after-checkpoint:K`` makes the process
@@ -118,7 +108,7 @@ def plan_segments(step_ts, save_ts, snapshot_ts, every: float) -> list[Window]:
     the run. Window ``i`` covers steps ``(k_a, k_b]`` and holds exactly the saves and
     snapshots recorded by those steps (the first window also those at ``k_a``): every
     time is in one window, none twice, whatever the interval. The one segment policy of
-    the step-by-step solvers (:func:`simulate_checkpointed`,
+    the step-by-step solvers (:func:`~gandyn.simulate_checkpointed`,
     :func:`~gandyn.solvers.train_wgan`).
     """
     step_ts = np.asarray(step_ts, dtype=float)
@@ -393,87 +383,3 @@ class _Accumulator:
 
     def joined(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate(parts) for name, parts in self.arrays.items()}
-
-
-def _padded(times: np.ndarray, size: int, fill: float) -> jax.Array:
-    """``times`` followed by ``fill`` up to ``size`` entries (a fixed shape per segment)."""
-    return jnp.asarray(np.concatenate([times, np.full(size - times.size, fill)]))
-
-
-def simulate_checkpointed(
-    problem: MeanFieldProblem,
-    state: MeanFieldState,
-    spec: CheckpointSpec,
-    *,
-    t1: float,
-    dt: float,
-    solver: str,
-    snapshot_ts,
-    diagnostics: Mapping[str, Diagnostic],
-    save_ts=None,
-    progress: bool = False,
-) -> Trajectory:
-    """:func:`simulate` in checkpointed segments (fixed steps from ``t0 = 0``).
-
-    Returns the same :class:`Trajectory` as one call would, assembled from the segments;
-    stops at the first segment that does not finish ``ok``. Ctrl-C between or during
-    segments returns what was computed with status ``interrupted``. ``save_ts``: the
-    diagnostics' times (default :func:`save_grid`). Segments (:func:`plan_segments`) of
-    equal length share one compiled solve (their save and snapshot times are padded to
-    one shape with the segment's last step; the padding is dropped).
-    """
-    t0 = 0.0
-    n_steps = round((t1 - t0) / dt)
-    step_ts = t0 + dt * np.arange(n_steps + 1)
-    step_ts[-1] = t1
-    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, float)]))
-    windows = plan_segments(step_ts, save_ts, snapshot_ts, spec.interval(t1, dt))
-    n_saves = max(1, *(w.saves.size for w in windows))
-    n_snaps = max(1, *(w.snapshots.size for w in windows))
-    last: list[Trajectory] = []
-
-    def segment(index: int, state: MeanFieldState):
-        window = windows[index]
-        steps = step_ts[window.k_a : window.k_b + 1]
-        saves, snaps = save_ts[window.saves], snapshot_ts[window.snapshots]
-        trajectory = simulate_steps(
-            problem,
-            state,
-            jnp.asarray(steps),
-            _padded(saves, n_saves, steps[-1]),
-            _padded(snaps, n_snaps, steps[-1]),
-            solver=solver,
-            diagnostics=diagnostics,
-        )
-        last[:] = [trajectory]
-        records = {f"diag_{k}": v[: saves.size] for k, v in trajectory.diagnostics.items()}
-        records |= {
-            "ts": trajectory.ts[: saves.size],
-            "steps": np.asarray(trajectory.num_steps)[None],
-            "snap_ts": trajectory.snapshot_ts[: snaps.size],
-            "snap_generator": trajectory.snapshots.generator[: snaps.size],
-            "snap_critic": trajectory.snapshots.critic[: snaps.size],
-        }
-        return records, trajectory.final, trajectory.status == "ok"
-
-    run = run_segments(spec, with_first_times(state), len(windows), segment, progress=progress)
-    arrays = run.records
-    stopped = last[0] if run.failed else None
-    diagnostics_so_far = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}
-    ts = jnp.asarray(arrays.get("ts", np.array([t0])))
-    snapshots = MeanFieldState(
-        jnp.asarray(arrays.get("snap_generator", np.zeros((0, *state.generator.shape)))),
-        jnp.asarray(arrays.get("snap_critic", np.zeros((0, *state.critic.shape)))),
-    )
-    return Trajectory(
-        ts=ts,
-        diagnostics=diagnostics_so_far,
-        snapshot_ts=jnp.asarray(arrays.get("snap_ts", np.zeros(0))),
-        snapshots=snapshots,
-        final=run.carry,
-        final_t=jnp.asarray(ts[-1] if stopped is None else stopped.final_t),
-        result=diffrax.RESULTS.successful if stopped is None else stopped.result,
-        num_steps=jnp.asarray(int(arrays.get("steps", np.zeros(0, int)).sum())),
-        interrupted=run.interrupted,
-    )

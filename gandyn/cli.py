@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import jax
 import typer
 
-from .experiments.registry import (
+from . import runs
+from ._version import __version__
+from .admission import check_memory, check_time
+from .checkpoint import CheckpointSpec, StaleCheckpoint
+from .errors import ConfigError
+from .experiments import (
     REGISTRY,
-    ConfigError,
+    RunOptions,
     get_experiment,
     load_config_file,
     resolve_config,
 )
+from .plotting.registry import plot_result
+from .sweep import MAX_RUNS, plan_sweep, write_sweep
 
 app = typer.Typer(
     add_completion=False,
@@ -56,8 +64,6 @@ def list_experiments(
     name: Annotated[str | None, typer.Argument(help="show the keys of one experiment")] = None,
 ) -> None:
     """List the experiments, or the keys of one with their defaults."""
-    from . import experiments  # noqa: F401  (registers them)
-
     if name is None:
         width = max(map(len, REGISTRY))
         for exp in sorted(REGISTRY.values(), key=lambda e: e.name):
@@ -83,10 +89,6 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
     one: a failed replacement leaves the old run as it was). Exit with the run's status.
     Ctrl-C marks the run ``interrupted`` (checkpoints stay for ``gandyn resume``); input the
     run itself refuses exits 2 and removes a ``fresh`` folder (nothing partial)."""
-    from .checkpoint import StaleCheckpoint
-    from .io import write_json, write_run
-    from .runs import promote, remove_started
-
     start = time.perf_counter()
     try:
         result = experiment.run(config, options).finite()
@@ -95,7 +97,7 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
         return
     except (StaleCheckpoint, ConfigError) as err:
         if fresh:
-            remove_started(work)
+            runs.remove_started(work)
         _fail(str(err))
         return
     except KeyboardInterrupt:
@@ -106,30 +108,35 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
                 f"interrupted (Ctrl-C); the work done so far is kept in {work / 'checkpoints'} "
                 "(finished stages as stages/NAME.npz)"
             )
-        run_json = json.loads((work / "run.json").read_text())
-        write_json(work / "summary.json", {"status": "interrupted"})
-        write_json(work / "run.json", run_json | {"status": "interrupted", "message": message})
+        runs.mark(work, "interrupted", message)
         hint = "" if options.checkpoint is None else f"; continue with: gandyn resume {work}"
         typer.echo(f"error: {message}{hint}", err=True)
         raise typer.Exit(code=130) from None
-    meta = meta | {"elapsed_s": round(time.perf_counter() - start, 3)}
+    record = meta | {"elapsed_s": round(time.perf_counter() - start, 3)}
     if work != out:
-        meta |= {"replaces": out.name}
+        record |= {"replaces": out.name}
+    record |= {"experiment": result.experiment, "status": result.status}
+    record |= {"message": result.message}
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
         typer.echo(f"  {key:<{width}}  {shown}")
     try:
-        write_run(
-            result, experiment, work, overwrite=True, plots=meta["plots"], meta=meta, in_place=True
+        runs.write_run(
+            work,
+            record,
+            config=result.config,
+            summary=result.summary,
+            trajectory=result.trajectory,
+            plot=functools.partial(plot_result, result) if meta["plots"] else None,
+            overwrite=True,
+            in_place=True,
         )
     except OSError as err:
         _write_failed(work, err)
         return
     if result.status == "ok":
-        if options.checkpoint is not None:
-            shutil.rmtree(options.checkpoint.directory, ignore_errors=True)
-        promote(work, out)
+        runs.complete(work, out)
         typer.echo(f"wrote {out}")
         return
     typer.echo(f"wrote {work}")
@@ -142,23 +149,16 @@ def _finish(experiment, config, work: Path, out: Path, meta: dict, options, *, f
 def _write_failed(folder: Path, err: OSError) -> None:
     """A write that failed (no space, permissions): one line naming the file and the cause,
     the folder marked ``failed`` where that can still be written, exit 1."""
-    from .io import write_json
-
     where = err.filename or folder
     message = f"cannot write {where}: {err.strerror or err}"
     with contextlib.suppress(OSError, ValueError):
-        record = folder / ("sweep.json" if (folder / "sweep.json").exists() else "run.json")
-        write_json(
-            record, json.loads(record.read_text()) | {"status": "failed", "message": message}
-        )
+        runs.mark(folder, "failed", message)
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
 
 def _origin(name: str, config: dict[str, Any]) -> str:
     """What a run's checkpoints belong to: experiment, resolved config, gandyn version."""
-    from ._version import __version__
-
     return json.dumps({"experiment": name, "config": config, "gandyn": __version__})
 
 
@@ -232,16 +232,7 @@ def run(
     ] = 24.0,
 ) -> None:
     """Run an experiment, print its summary and write config, summary, trajectory, plots."""
-    import jax
-
     jax.config.update("jax_enable_x64", x64)
-    from . import experiments  # noqa: F401  (registers them)
-    from .admission import check_memory, check_time
-    from .checkpoint import CheckpointSpec
-    from .experiments.registry import RunOptions
-    from .io import start_run_folder
-    from .runs import check_destination, claim
-
     out = Path("runs") / name if out is None else out
     try:
         experiment = get_experiment(name)
@@ -253,9 +244,10 @@ def run(
         check_memory(experiment, config, devices)
         check_time(experiment, config, max_hours, devices)
         every = parse_interval(checkpoint_every, config)
-        check_destination(out, overwrite)
+        runs.check_destination(out, overwrite)
         meta = {"plots": plots, "x64": x64, "checkpoint_every": every}
-        work = start_run_folder(out, overwrite, config, meta | {"experiment": name})
+        record = meta | {"experiment": name}
+        work = runs.start(out, runs.RUN, record, overwrite=overwrite, config=config)
     except ConfigError as err:
         _fail(str(err))
         return
@@ -266,15 +258,10 @@ def run(
         spec = CheckpointSpec(work / "checkpoints", every, origin=_origin(name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec, devices=devices)
     try:
-        with claim(work):
+        with runs.claim(work):
             _finish(experiment, config, work, out, meta, options, fresh=True)
     except ConfigError as err:
         _fail(str(err))
-
-
-def _unfinished_replacements(folder: Path) -> list[Path]:
-    """Hidden siblings of ``folder`` holding a replacement run that has not ended ok."""
-    return sorted(folder.parent.glob(f".{folder.name}.next-*"))
 
 
 @app.command()
@@ -285,15 +272,13 @@ def resume(
     ] = None,
 ) -> None:
     """Continue an unfinished run or sweep from its newest good checkpoint."""
-    from .runs import claim
-
     if not folder.is_dir():
         _fail(f"{folder} is not a readable gandyn run or sweep folder (no such folder)")
         return
     try:
-        with claim(folder):
-            if (folder / "sweep.json").exists():
-                _resume_sweep(folder, progress)
+        with runs.claim(folder):
+            if (folder / runs.SWEEP).exists():
+                _resume_sweep(folder, progress, runs.unfinished_sweep(folder))
             else:
                 _resume_run(folder, progress)
     except ConfigError as err:
@@ -301,36 +286,7 @@ def resume(
 
 
 def _resume_run(folder: Path, progress: bool | None) -> None:
-    import jax
-
-    from . import experiments  # noqa: F401  (registers them)
-    from .checkpoint import CheckpointSpec
-    from .experiments.registry import RunOptions
-
-    try:
-        meta = json.loads((folder / "run.json").read_text())
-        config_overrides = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        _fail(f"{folder} is not a readable gandyn run or sweep folder ({err})")
-        return
-    if not (isinstance(meta, dict) and isinstance(config_overrides, dict)):
-        _fail(f"{folder}: run.json and config.json must hold JSON objects")
-        return
-    if meta.get("status") == "ok":
-        pending = _unfinished_replacements(folder)
-        hint = f"; an unfinished replacement is in {pending[-1]}" if pending else ""
-        _fail(f"{folder} is complete (status ok); nothing to resume{hint}")
-        return
-    every = meta.get("checkpoint_every")
-    if every == 0.0:
-        _fail(f"{folder} was run with --checkpoint-every off; nothing to resume")
-        return
-    if not (every is None or isinstance(every, int | float) and math.isfinite(every) and every > 0):
-        _fail(f"{folder}/run.json: checkpoint_every must be a positive number, got {every!r}")
-        return
-    if not isinstance(meta.get("experiment"), str):
-        _fail(f"{folder}/run.json: no experiment name")
-        return
+    meta, config_overrides = runs.unfinished_run(folder)
     jax.config.update("jax_enable_x64", bool(meta.get("x64", True)))
     try:
         experiment = get_experiment(meta["experiment"])
@@ -339,10 +295,10 @@ def _resume_run(folder: Path, progress: bool | None) -> None:
         _fail(f"{folder}/config.json: {err}")
         return
     keep = {key: meta.get(key) for key in ("plots", "x64", "checkpoint_every")}
-    target = folder.parent / meta["replaces"] if "replaces" in meta else folder
+    every = meta.get("checkpoint_every")
     spec = CheckpointSpec(folder / "checkpoints", every, True, _origin(experiment.name, config))
     options = RunOptions(progress=_progress(progress), checkpoint=spec)
-    _finish(experiment, config, folder, target, keep, options, fresh=False)
+    _finish(experiment, config, folder, runs.target(folder, meta), keep, options, fresh=False)
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -369,8 +325,6 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                 ) from None
             if count < 1:
                 raise ConfigError(f"{key}: count must be at least 1, got {count}")
-            from .sweep import MAX_RUNS
-
             if count > MAX_RUNS:
                 raise ConfigError(
                     f"{key}: count {count:,} is more than a sweep takes ({MAX_RUNS:,})"
@@ -414,76 +368,44 @@ def sweep_command(
     folder OUT: first sweep.json (the settings, status running), then each chunk's outcomes
     in OUT/checkpoints as it finishes, then sweep.nc and plots (status ok; the checkpoints
     are deleted). Ctrl-C stops with status interrupted; `gandyn resume OUT` continues."""
-    import jax
-
     jax.config.update("jax_enable_x64", x64)
-    from . import experiments  # noqa: F401  (registers them)
-    from .admission import check_time
-    from .runs import check_destination, claim, new_folder
-    from .sweep import plan_sweep, write_sweep_record
-
     out = Path("runs") / f"{name}-sweep" if out is None else out
     try:
         values = parse_grid(grid or [])
         base = parse_set(set_ or [])
-        check_destination(out, overwrite)
+        runs.check_destination(out, overwrite)
         plan = plan_sweep(name, values, base, chunk=chunk, devices=devices, series=series or ())
         if not max_hours > 0:
             raise ConfigError(f"--max-hours: must be positive, got {max_hours}")
-        runs = math.prod(len(v) for v in plan.values.values())
+        count = math.prod(len(v) for v in plan.values.values())
         first = resolve_config(get_experiment(name), base | {k: v[0] for k, v in values.items()})
-        check_time(get_experiment(name), first, max_hours, devices, runs=runs)
-        work = new_folder(out, overwrite)
+        check_time(get_experiment(name), first, max_hours, devices, runs=count)
+        settings = {"experiment": name, "grid": plan.values, "set": base, "chunk": chunk}
+        settings |= {"devices": devices, "series": series or [], "plots": plots, "x64": x64}
+        work = runs.start(out, runs.SWEEP, settings, overwrite=overwrite)
     except ConfigError as err:
         _fail(str(err))
         return
-    settings = {"experiment": name, "grid": plan.values, "set": base, "chunk": chunk}
-    settings |= {"devices": devices, "series": series or [], "plots": plots, "x64": x64}
     if work != out:
-        settings["replaces"] = out.name
         typer.echo(f"replacing {out}: this sweep goes into {work} until it ends ok", err=True)
-    write_sweep_record(work, settings, "running")
     try:
-        with claim(work):
-            _resume_sweep(work, progress, plan)
+        with runs.claim(work):
+            _resume_sweep(work, progress, runs.unfinished_sweep(work), plan)
     except ConfigError as err:
         _fail(str(err))
 
 
-def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
-    """Run the sweep recorded in ``folder/sweep.json`` (``plan``: that sweep, already
+def _resume_sweep(folder: Path, progress: bool | None, record: dict[str, Any], plan=None) -> None:
+    """Run the sweep of ``record`` (its ``sweep.json``; ``plan``: that sweep, already
     checked and compiled), reading back the chunks in its checkpoints; write sweep.nc and
     plots in place, mark it ok, delete the checkpoints and, if it replaces an older sweep,
     swap it in. Ctrl-C marks it interrupted."""
-    import jax
-
-    from . import experiments  # noqa: F401  (registers them)
-    from .checkpoint import CheckpointSpec
-    from .runs import promote
-    from .sweep import plan_sweep, write_sweep, write_sweep_record
-
-    try:
-        record = json.loads((folder / "sweep.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        _fail(f"{folder} is not a readable gandyn sweep folder ({err})")
-        return
-    if not isinstance(record, dict):
-        _fail(f"{folder}/sweep.json must hold a JSON object")
-        return
-    if record.get("status") == "ok":
-        pending = _unfinished_replacements(folder)
-        hint = f"; an unfinished replacement is in {pending[-1]}" if pending else ""
-        _fail(f"{folder} is complete (status ok); nothing to resume{hint}")
-        return
     if plan is None:
         jax.config.update("jax_enable_x64", bool(record.get("x64", True)))
         try:
             args = [record[key] for key in ("experiment", "grid", "set")]
             options = {key: record[key] for key in ("chunk", "devices", "series")}
             plan = plan_sweep(*args, **options)
-        except KeyError as err:
-            _fail(f"{folder}/sweep.json: missing {err}")
-            return
         except ConfigError as err:
             _fail(f"{folder}/sweep.json: {err}")
             return
@@ -495,12 +417,12 @@ def _resume_sweep(folder: Path, progress: bool | None, plan=None) -> None:
         _write_failed(folder, err)
         return
     except KeyboardInterrupt:
-        write_sweep_record(folder, record, "interrupted")
-        typer.echo(f"error: interrupted; continue with: gandyn resume {folder}", err=True)
+        message = f"interrupted; continue with: gandyn resume {folder}"
+        runs.mark(folder, "interrupted", message)
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code=130) from None
-    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    target = folder.parent / record["replaces"] if "replaces" in record else folder
-    promote(folder, target)
+    target = runs.target(folder, record)
+    runs.complete(folder, target)
     shape = " x ".join(f"{key} ({size})" for key, size in dataset.sizes.items())
     typer.echo(f"swept {shape}: outcomes {', '.join(map(str, dataset.data_vars))}")
     typer.echo(f"wrote {target}")

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ._types import Array, Float, Scalar
-from .solvers.particles import MeanFieldProblem, MeanFieldState
+from .games import MeanFieldProblem, MeanFieldState
 
 # ----------------------------------------------------------------------------- distances
 

@@ -1,6 +1,7 @@
 """Data and latent laws, and the quadrature rules that turn expectations into finite sums.
 
-Every law has ``dim``, ``sample(key, n)``, ``mean()`` and ``quadrature(size, key=None)``.
+Every law has ``dim``, ``sample(key, n)``, ``mean()`` and ``quadrature(size, key=None)``,
+except :class:`GaussianLaw` (an affine generator's output law: ``dim`` and ``log_prob``).
 A fixed quadrature makes the mean-field ODE deterministic (DESIGN §1.1): Gauss–Hermite
 (normal laws, per mixture component) or Gauss–Legendre (uniform laws) with ``size`` nodes
 per axis in dimension ≤ 2, and a fixed set of ``size`` Monte Carlo samples above that.
@@ -108,17 +109,19 @@ class Normal(eqx.Module):
         return self.loc
 
     def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n d"]:
-        return self.loc + self.scale * jax.random.normal(key, (n, self.dim), self.loc.dtype)
+        noise = jax.random.normal(key, (n, self.dim), self.loc.dtype)
+        return self.loc[None, :] + self.scale[None, :] * noise
 
     def quantile(self, levels: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        return self.loc + self.scale * jsp.special.ndtri(levels)
+        return self.loc[None, :] + self.scale[None, :] * jsp.special.ndtri(levels)
 
     def quadrature(self, size: int, key: PRNGKeyArray | None = None) -> Quadrature:
         _check_size(size)
         if self.dim > MAX_TENSOR_DIM:
             return Quadrature(self.sample(_mc_key(key, self.dim), size), jnp.full(size, 1 / size))
         nodes, weights = standard_normal_rule(size, self.dim)
-        return Quadrature(self.loc + self.scale * jnp.asarray(nodes), jnp.asarray(weights))
+        nodes = self.loc[None, :] + self.scale[None, :] * jnp.asarray(nodes)
+        return Quadrature(nodes, jnp.asarray(weights))
 
 
 class Uniform(eqx.Module):
@@ -143,7 +146,7 @@ class Uniform(eqx.Module):
         return jax.random.uniform(key, (n, self.dim), self.low.dtype, self.low, self.high)
 
     def quantile(self, levels: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        return self.low + (self.high - self.low) * levels
+        return self.low[None, :] + (self.high - self.low)[None, :] * levels
 
     def quadrature(self, size: int, key: PRNGKeyArray | None = None) -> Quadrature:
         _check_size(size)
@@ -190,7 +193,7 @@ class GaussianMixture(eqx.Module):
 
     def log_prob(self, x: Vector) -> Float[Array, ""]:
         """Log density at one point ``x`` of shape ``(d,)``."""
-        sq = jnp.sum((x - self.means) ** 2, axis=1)
+        sq = jnp.sum((x[None, :] - self.means) ** 2, axis=1)
         log_comp = -0.5 * sq / self.stds**2 - self.dim * jnp.log(self.stds * jnp.sqrt(2 * jnp.pi))
         return jsp.special.logsumexp(log_comp, b=self.weights)
 
@@ -202,6 +205,24 @@ class GaussianMixture(eqx.Module):
         nodes = self.means[:, None, :] + self.stds[:, None, None] * jnp.asarray(base)[None]
         weights = self.weights[:, None] * jnp.asarray(base_w)[None]
         return Quadrature(nodes.reshape(-1, self.dim), weights.reshape(-1))
+
+
+class GaussianLaw(eqx.Module):
+    """``N(mean, cov)`` on R^d with a log density (the affine generator's law)."""
+
+    mean: Vector
+    cov: Float[Array, "d d"]
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[0]
+
+    def log_prob(self, x: Vector) -> Float[Array, ""]:
+        """Log density at one point ``x`` of shape ``(d,)``."""
+        chol = jnp.linalg.cholesky(self.cov)
+        r = jsp.linalg.solve_triangular(chol, x - self.mean, lower=True)
+        log_det = jnp.sum(jnp.log(jnp.diag(chol)))
+        return -0.5 * r @ r - log_det - 0.5 * self.dim * jnp.log(2 * jnp.pi)
 
 
 class Empirical(eqx.Module):
@@ -237,3 +258,9 @@ class Empirical(eqx.Module):
     def quadrature(self, size: int | None = None, key: PRNGKeyArray | None = None) -> Quadrature:
         del size, key
         return Quadrature(self.points, self.weights)
+
+
+def ring_mixture(radius: float, components: int, std: float) -> GaussianMixture:
+    """``components`` equal Gaussians ``N(m_k, std² I)`` with ``m_k`` evenly on a circle."""
+    angles = 2 * np.pi * np.arange(components) / components
+    return GaussianMixture(radius * np.stack([np.cos(angles), np.sin(angles)], 1), None, std)

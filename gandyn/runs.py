@@ -1,4 +1,12 @@
-"""The life of a run folder: where it may go, who writes it, how it replaces an old one.
+"""The life of a run or sweep folder: where it may go, who writes it, its record, how it
+replaces an old one.
+
+A folder's record (``run.json`` or ``sweep.json``, written only by :func:`write_record`,
+atomically) says what it holds: ``running`` from :func:`start`; then ``ok`` (or what stopped
+the run: ``nonfinite``, ...) once everything else is written (:func:`write_run`), or
+``interrupted``/``failed`` (:func:`mark`). :func:`unfinished_run` and
+:func:`unfinished_sweep` read it back for ``gandyn resume``; :func:`complete` removes the
+checkpoints of a folder that ended ok and swaps it in.
 
 gandyn never deletes what it did not write. ``--overwrite`` replaces only a folder that
 holds a gandyn record (``run.json`` or ``sweep.json``) and nothing gandyn would not have
@@ -18,19 +26,28 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from . import io
 from .errors import ConfigError, FolderInUse
 
-RECORDS = ("run.json", "sweep.json")
-"""The files that mark a folder as gandyn's."""
+RUN, SWEEP = RECORDS = ("run.json", "sweep.json")
+"""The files that mark a folder as gandyn's: a run's record and a sweep's."""
+
+SWEEP_KEYS = ("experiment", "grid", "set", "chunk", "devices", "series", "plots")
+"""What a sweep's record must hold to be resumed."""
 
 LOCK = ".gandyn.lock"
 
@@ -42,6 +59,7 @@ WRITTEN = frozenset(
         "trajectory.npz",
         "sweep.nc",
         "checkpoints",
+        ".run.json.partial",
         ".sweep.json.partial",
         LOCK,
     }
@@ -238,3 +256,158 @@ def _release(path: Path, fd: int) -> None:
         if os.stat(path).st_ino == os.fstat(fd).st_ino:
             os.unlink(path)
     os.close(fd)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def write_record(folder: Path, name: str, record: Mapping[str, Any]) -> None:
+    """``record`` and the environment as ``folder/name`` (:data:`RUN` or :data:`SWEEP`),
+    replaced atomically: a reader sees the old record or the new one."""
+    partial = folder / f".{name}.partial"
+    io.write_json(partial, dict(record) | {"environment": io.environment()})
+    os.replace(partial, folder / name)
+
+
+def start(
+    out: Path,
+    name: str,
+    record: Mapping[str, Any],
+    *,
+    overwrite: bool,
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Create the folder a run (``name`` :data:`RUN`) or sweep (:data:`SWEEP`) writes into
+    (:func:`new_folder`) with ``config.json`` (if given) and its record, status
+    ``running`` (and ``replaces``: the name of ``out`` where it goes beside it); return it."""
+    work = new_folder(out, overwrite)
+    if work != out:
+        record = dict(record) | {"replaces": out.name}
+    if config is not None:
+        io.write_json(work / "config.json", config)
+    write_record(work, name, dict(record) | {"status": "running"})
+    return work
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path, *, overwrite: bool, in_place: bool = False) -> Iterator[Path]:
+    """A temporary sibling folder to write into; on success it replaces ``out`` whole
+    (:func:`promote`), or with ``in_place`` its files replace those of ``out`` one by one,
+    keeping the others. On an error it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    if not in_place:
+        check_destination(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
+        if in_place:  # the record (run.json, sweep.json) last: it says the rest is there
+            for path in sorted(staging.iterdir(), key=lambda p: p.name in RECORDS):
+                os.replace(path, out / path.name)
+            staging.rmdir()
+        else:
+            promote(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_run(
+    out: Path,
+    record: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    trajectory: Mapping[str, Any],
+    plot: Callable[[Path], object] | None = None,
+    overwrite: bool = False,
+    in_place: bool = False,
+) -> list[Path]:
+    """Write ``config.json``, ``summary.json``, ``trajectory.npz``, the plots
+    (``plot(folder)``) and last ``run.json`` (``record``: the status, its message and how
+    the run was made, for ``gandyn resume``) into ``out`` through :func:`staged_folder`.
+    ``in_place`` (a checkpointed run's own folder) replaces the files one by one and keeps
+    the checkpoints. A plot that fails costs only that plot: the data are written,
+    ``run.json`` records ``plot_error`` and a warning says why."""
+    record = dict(record)
+    with staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
+        io.write_json(staging / "config.json", config)
+        io.write_json(staging / "summary.json", summary)
+        np.savez_compressed(staging / "trajectory.npz", allow_pickle=False, **trajectory)
+        if plot is not None:
+            try:
+                plot(staging)
+            except Exception as err:  # the data matter more than a figure
+                record["plot_error"] = f"{type(err).__name__}: {err}"
+                warnings.warn(f"plots of {out} failed ({record['plot_error']})", stacklevel=2)
+        write_record(staging, RUN, record)
+    return sorted(Path(out).iterdir())
+
+
+def mark(folder: Path, status: str, message: str) -> None:
+    """Set ``status`` (``interrupted``, ``failed``) and ``message`` in ``folder``'s record
+    (its sweep's if it has one, else its run's); an interrupted run's summary says so too."""
+    name = SWEEP if (folder / SWEEP).exists() else RUN
+    record = json.loads((folder / name).read_text())
+    if name == RUN and status == "interrupted":
+        io.write_json(folder / "summary.json", {"status": status})
+    write_record(folder, name, record | {"status": status, "message": message})
+
+
+def complete(work: Path, out: Path) -> None:
+    """A folder that ended ok: remove its checkpoints and swap it in as ``out``."""
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    promote(work, out)
+
+
+def target(folder: Path, record: Mapping[str, Any]) -> Path:
+    """The folder a run or sweep in ``folder`` goes to once ok (it may replace another)."""
+    return folder.parent / record["replaces"] if "replaces" in record else folder
+
+
+def _unfinished(folder: Path, record: Mapping[str, Any]) -> None:
+    """Refuse to resume a folder whose record says it is complete."""
+    if record.get("status") == "ok":
+        pending = sorted(folder.parent.glob(f".{folder.name}.next-*"))
+        hint = f"; an unfinished replacement is in {pending[-1]}" if pending else ""
+        raise ConfigError(f"{folder} is complete (status ok); nothing to resume{hint}")
+
+
+def unfinished_run(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The record and the config overrides of the unfinished run in ``folder``, checked for
+    ``gandyn resume`` (:class:`ConfigError` says what is wrong)."""
+    try:
+        record = json.loads((folder / RUN).read_text())
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"{folder} is not a readable gandyn run or sweep folder ({err})"
+        ) from None
+    if not (isinstance(record, dict) and isinstance(config, dict)):
+        raise ConfigError(f"{folder}: run.json and config.json must hold JSON objects")
+    _unfinished(folder, record)
+    every = record.get("checkpoint_every")
+    if every == 0.0:
+        raise ConfigError(f"{folder} was run with --checkpoint-every off; nothing to resume")
+    if not (every is None or isinstance(every, int | float) and math.isfinite(every) and every > 0):
+        raise ConfigError(
+            f"{folder}/run.json: checkpoint_every must be a positive number, got {every!r}"
+        )
+    if not isinstance(record.get("experiment"), str):
+        raise ConfigError(f"{folder}/run.json: no experiment name")
+    return record, config
+
+
+def unfinished_sweep(folder: Path) -> dict[str, Any]:
+    """The record of the unfinished sweep in ``folder``, checked for ``gandyn resume``."""
+    try:
+        record = json.loads((folder / SWEEP).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{folder} is not a readable gandyn sweep folder ({err})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{folder}/sweep.json must hold a JSON object")
+    _unfinished(folder, record)
+    missing = [key for key in SWEEP_KEYS if key not in record]
+    if missing:
+        raise ConfigError(f"{folder}/sweep.json: missing {missing[0]!r}")
+    return record

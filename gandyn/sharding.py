@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .solvers.particles import MeanFieldProblem, MeanFieldState
+from .games import MeanFieldProblem, MeanFieldState
 
 PARTICLES = "particles"
 """Name of the mesh axis that the particle axis is split over."""

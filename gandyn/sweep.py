@@ -42,7 +42,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,8 +52,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import runs
 from .checkpoint import CheckpointSpec, stage
-from .experiments.registry import ConfigError, Experiment, get_experiment, resolve_config
+from .errors import ConfigError
+from .experiments import Experiment, get_experiment, resolve_config
 from .io import available_memory, format_bytes
 
 if TYPE_CHECKING:
@@ -411,34 +412,23 @@ def write_sweep(
     ``plots``, heat-maps and line plots into ``out``: staged in a temporary sibling folder
     renamed into place at the end, so an error leaves ``out`` as it was. ``in_place`` (the
     folder of a checkpointed sweep) replaces the files one by one, ``sweep.json`` last."""
-    from .io import staged_folder
-
     record = {
         "experiment": dataset.attrs["experiment"],
         "grid": {key: dataset[key].values.tolist() for key in dataset.coords},
         "config": json.loads(dataset.attrs["config"]),
     } | dict(meta or {})
-    with staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
+    record["status"] = "ok"
+    with runs.staged_folder(out, overwrite=overwrite, in_place=in_place) as staging:
         dataset.to_netcdf(staging / "sweep.nc", engine="scipy")
         if plots:
-            from .plotting.sweep import plot_sweep
+            from .plotting.sweep import plot_sweep  # matplotlib only when plotting
 
             plot_sweep(dataset, staging)
         if not in_place:
-            write_sweep_record(staging, record, "ok")
+            runs.write_record(staging, runs.SWEEP, record)
     if in_place:
-        write_sweep_record(out, record, "ok")
+        runs.write_record(out, runs.SWEEP, record)
     return sorted(Path(out).iterdir())
-
-
-def write_sweep_record(out: Path, record: Mapping[str, Any], status: str) -> None:
-    """``record`` with ``status`` and the environment as ``out/sweep.json``, replaced
-    atomically (a reader sees the old file or the new one)."""
-    from .io import environment, write_json
-
-    partial = out / ".sweep.json.partial"
-    write_json(partial, dict(record) | {"status": status, "environment": environment()})
-    os.replace(partial, out / "sweep.json")
 
 
 @eqx.filter_jit

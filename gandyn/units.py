@@ -168,3 +168,33 @@ def network(unit, measure_positions: Float[Array, "n p"], measure_weights: Float
         return jnp.tensordot(measure_weights, values, axes=1)
 
     return apply
+
+
+class TanhShiftUnit(AbstractGeneratorUnit):
+    """``Φ(θ, z) = tanh(θ) + z`` in 1-D: the one-parameter neuron generator of T2 on a grid.
+
+    ``G[μ](z) = z + ∫ tanh θ dμ``: a saturating shift.
+    """
+
+    data_dim: int = eqx.field(static=True, default=1)
+    latent_dim: int = eqx.field(static=True, default=1)
+
+    @property
+    def param_dim(self) -> int:
+        return 1
+
+    def __call__(self, theta: Vector, z: Vector) -> Vector:
+        return jnp.tanh(theta) + z
+
+
+class TanhProductCritic(AbstractCriticUnit):
+    """``Ψ(ω, x) = tanh(ω x)`` in 1-D: the one-parameter neuron critic of T2 on a grid."""
+
+    data_dim: int = eqx.field(static=True, default=1)
+
+    @property
+    def param_dim(self) -> int:
+        return 1
+
+    def __call__(self, omega: Vector, x: Vector) -> Scalar:
+        return jnp.tanh(omega @ x)

@@ -170,8 +170,8 @@ t1_config = {key: p.default for key, p in gd.experiments.toy.T1_PARAMS.items()}
 problem1, state1 = gd.experiments.toy.build_t1(t1_config | {"n_gen": 64, "n_critic": 64})
 eta, horizon = (0.2, 2.0) if SMOKE else (0.1, 8.0)
 runs = {
-    clip: gd.train_wgan(problem1, state1, gd.WGANAlgorithm(eta, clip=clip), t1=horizon)
-    for clip in ("after", "before")
+    name: gd.train_wgan(problem1, state1, gd.WGANAlgorithm(eta, clip=clip), t1=horizon)
+    for name, clip in (("after", gd.ClipAfter()), ("before", gd.ClipBefore()))
 }
 fig, axes = plt.subplots(2, 1, figsize=(7, 4), sharex=True)
 for clip, traj in runs.items():

@@ -36,7 +36,8 @@ jax.config.update("jax_enable_x64", True)
 
 import gandyn  # noqa: E402
 from gandyn.diagnostics import wasserstein1_1d  # noqa: E402
-from gandyn.experiments.grids import loglog_slope, ring_mixture  # noqa: E402
+from gandyn.distributions import ring_mixture  # noqa: E402
+from gandyn.experiments.common import loglog_slope  # noqa: E402
 
 SMOKE = os.environ.get("GANDYN_SMOKE") == "1"
 OUT = Path(os.environ.get("GANDYN_NOTEBOOK_OUT", Path(__file__).parent / "_out")) / "03_grids"
@@ -124,7 +125,7 @@ for beta in betas:
             gandyn.PenaltyClip(0.5, beta),
             gandyn.Grid(-3.0, 4.0, cells),
             gandyn.Grid(-1.5, 1.5, cells),
-            scheme="muscl",
+            scheme=gandyn.MUSCL(),
         )
         run = gandyn.solve_continuity(
             problem, problem.initial_state(gen_law, critic_law), t1=t1, save_ts=save_ts
@@ -149,7 +150,7 @@ ptraj = gandyn.simulate(
 )
 for cells in resolutions:
     problem = gandyn.ContinuityProblem(
-        game, None, gandyn.Grid(-3.0, 4.0, cells), gandyn.Grid(-1.5, 1.5, cells), "muscl"
+        game, None, gandyn.Grid(-3.0, 4.0, cells), gandyn.Grid(-1.5, 1.5, cells), gandyn.MUSCL()
     )
     run = gandyn.solve_continuity(
         problem, problem.initial_state(gen_law, critic_law), t1=t_check, save_ts=[0.0, t_check]

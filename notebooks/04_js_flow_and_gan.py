@@ -116,9 +116,9 @@ plot_gan(gan, OUT)
 # %% [markdown]
 # ## MSE fitting alone diverges: the affine GAN with the exact discriminator
 # G(z) = a z + b, z ~ N(0, s²), ρ_d = N(0, 1). Linearising at (a, b) = (1/s, 0) gives the
-# eigenvalues μ_a = 1 − ηs², μ_b = 1 − η/2 for one MSE step (module docstring of
-# `gandyn.experiments.js`): stable iff η < min(2/s², 4), then a 2-cycle of a. Exact least
-# squares has μ_a = 1 − ε, μ_b = 1 − ε/2 whatever η and s.
+# eigenvalues μ_a = 1 − ηs², μ_b = 1 − η/2 for one MSE step (`gd.affine_gan_eigenvalues`,
+# derived in `gandyn.solvers.affine_gan`): stable iff η < min(2/s², 4), then a 2-cycle of a.
+# Exact least squares has μ_a = 1 − ε, μ_b = 1 − ε/2 whatever η and s.
 
 # %%
 mse_size: dict[str, Any] = (

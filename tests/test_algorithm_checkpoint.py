@@ -6,6 +6,7 @@ import math
 
 import jax
 import numpy as np
+import optax
 import pytest
 from _runs import assert_same_run, gandyn_cli, killed_at, load_run
 from test_algorithm import PHASE, toy
@@ -13,9 +14,12 @@ from test_algorithm import PHASE, toy
 import gandyn as gd
 from gandyn.checkpoint import CheckpointSpec
 
+ADAM = optax.scale_by_adam()
+"""One object: runs built with it share their compilations."""
+
 
 def adam_minibatch(eta=0.05):
-    return gd.WGANAlgorithm(eta, optimizer="adam", batches=gd.Minibatch(4))
+    return gd.WGANAlgorithm(eta, optimizer=ADAM, batches=gd.Minibatch(4))
 
 
 def arrays(trajectory):
@@ -83,7 +87,7 @@ def overflow_step(eta: float, lam: float, y0: float, w0: float) -> int:
 def test_an_exploding_step_stops_training_with_the_time_and_the_data_before_it(tmp_path):
     eta, lam = 10.0, 1.0
     problem, state = toy("T1", n_gen=4, n_critic=4, clip="none", lam=lam)
-    algorithm = gd.WGANAlgorithm(eta, updates="simultaneous")
+    algorithm = gd.WGANAlgorithm(eta, updates=gd.Simultaneous())
     y0 = float(np.mean(state.generator) - problem.game.data.mean()[0])
     w0 = float(np.mean(state.critic))
     expected = overflow_step(eta, lam, y0, w0)
@@ -167,7 +171,7 @@ def test_the_experiment_names_the_seed_time_and_particles_of_a_nonfinite_run():
     runs = gd.train_wgan(
         problem,
         states,
-        gd.WGANAlgorithm(eta, updates="simultaneous"),
+        gd.WGANAlgorithm(eta, updates=gd.Simultaneous()),
         t1=eta * (expected + 10),
         key=jax.random.split(jax.random.key(0), 2),
         diagnostics=PHASE,

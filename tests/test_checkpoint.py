@@ -159,7 +159,7 @@ def test_ctrl_c_keeps_the_segments_done_and_resume_finishes_the_run(
 ):
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
-        interrupt_at(patch, gd.checkpoint, "simulate_steps", 3)
+        interrupt_at(patch, gd.solvers.particles, "simulate_steps", 3)
         stopped = runner.invoke(app, ["run", "toy-shift-linear", *ARGS, "--out", str(out)])
     assert stopped.exit_code == 130, stopped.output
     assert "gandyn resume" in stopped.output
@@ -184,7 +184,7 @@ def test_ctrl_c_in_a_staged_experiment_marks_it_interrupted_and_resume_finishes_
     assert runner.invoke(app, [*args, "--out", str(whole)]).exit_code == 0
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
-        interrupt_at(patch, gd.experiments.grids, "solve_continuity", 3)
+        interrupt_at(patch, gd.experiments.grid_blowup, "solve_continuity", 3)
         stopped = runner.invoke(app, [*args, "--out", str(out)])
     assert stopped.exit_code == 130, stopped.output
     assert json.loads((out / "summary.json").read_text()) == {"status": "interrupted"}

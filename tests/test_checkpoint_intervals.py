@@ -9,6 +9,7 @@ import re
 import diffrax
 import jax
 import numpy as np
+import optax
 import pytest
 from _runs import assert_same_run, load_run
 from test_algorithm import PHASE, toy
@@ -16,9 +17,10 @@ from typer.testing import CliRunner
 
 import gandyn as gd
 from gandyn import checkpoint
-from gandyn.checkpoint import CheckpointSpec, plan_segments, simulate_checkpointed
+from gandyn.checkpoint import CheckpointSpec, plan_segments
 from gandyn.cli import app
 from gandyn.experiments.algorithm import _nonfinite
+from gandyn.solvers import simulate_checkpointed
 
 runner = CliRunner()
 
@@ -89,7 +91,7 @@ def test_segments_without_saves_and_saves_between_steps_give_the_one_call_solve(
 
 def test_training_in_segments_of_any_interval_is_the_one_scan_bit_for_bit(tmp_path):
     problem, state = toy("T1", n_gen=4, n_critic=4)
-    algorithm = gd.WGANAlgorithm(0.1, optimizer="adam", batches=gd.Minibatch(3))
+    algorithm = gd.WGANAlgorithm(0.1, optimizer=optax.scale_by_adam(), batches=gd.Minibatch(3))
     keys = jax.random.split(jax.random.key(1), 2)
     common = dict(t1=2.0, key=keys, diagnostics=PHASE, snapshot_ts=[0.7], batched=True)
     common |= dict(save_ts=[0.0, 0.3, 0.7, 1.9])

@@ -8,8 +8,9 @@ import pytest
 from test_simulate import closed_form_first_contact
 
 import gandyn as gd
-from gandyn.checkpoint import CheckpointSpec, simulate_checkpointed
+from gandyn.checkpoint import CheckpointSpec
 from gandyn.experiments.toy import T1_PARAMS, build_t1
+from gandyn.solvers import simulate_checkpointed
 from gandyn.solvers.projected import crossing_time
 
 WALL = {"wall_fraction": gd.diagnostics.wall_fraction}  # few diagnostics: quick to compile

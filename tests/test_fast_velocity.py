@@ -24,7 +24,7 @@ def plain_velocities(game, gen, critic, gen_points=None, critic_points=None):
     return v_gen, v_critic
 
 
-def neuron_game(loss="wgan", chunk_size=None, critic_activation="tanh", dtype=jnp.float64):
+def neuron_game(loss=None, chunk_size=None, critic_activation="tanh", dtype=jnp.float64):
     data = gd.GaussianMixture([[-1.0, 0.5], [1.0, 0.0]], [0.3, 0.7], 0.5).quadrature(3)
     latent = gd.Normal([0.0, 0.0], 1.0).quadrature(4)
     cast = [gd.Quadrature(q.nodes.astype(dtype), q.weights.astype(dtype)) for q in (data, latent)]
@@ -63,10 +63,11 @@ def fast_and_plain(game, gen, critic, gen_points, critic_points):
 
 @pytest.mark.parametrize(
     ("loss", "chunk"),
-    [("wgan", chunk) for chunk in CHUNKS] + [("minimax", 7), ("nonsaturating", None)],
+    [(gd.Wasserstein(), chunk) for chunk in CHUNKS]
+    + [(gd.Minimax(), 7), (gd.NonSaturating(), None)],
 )
 def test_fast_path_equals_plain_autodiff_at_particles_and_points(loss, chunk):
-    activation = "tanh" if loss == "wgan" else "sigmoid"
+    activation = "tanh" if isinstance(loss, gd.Wasserstein) else "sigmoid"
     game = neuron_game(loss, chunk, activation)
     gen, critic = measures()
     gen_points = jax.random.normal(jax.random.key(7), (9, 5))

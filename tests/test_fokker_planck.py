@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from gandyn import GaussianMixture
+from gandyn import GaussianMixture, ring_mixture
 from gandyn.experiments import ConfigError, run_experiment
-from gandyn.experiments.grids import loglog_slope, ring_mixture
+from gandyn.experiments.common import loglog_slope
 from gandyn.solvers.fokker_planck import (
     FokkerPlanckOperator,
     js_divergence,

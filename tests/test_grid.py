@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gandyn import (
+    MUSCL,
     GaussianMixture,
     HardClip,
     LinearCritic,
@@ -19,15 +20,16 @@ from gandyn import (
     Normal,
     PenaltyClip,
     ShiftUnit,
+    Upwind,
     sample_measure,
     simulate,
 )
 from gandyn.checkpoint import CheckpointSpec
 from gandyn.diagnostics import wasserstein1_1d
 from gandyn.experiments import ConfigError, run_experiment
-from gandyn.experiments.grids import MODELS, loglog_slope
+from gandyn.experiments.common import loglog_slope
+from gandyn.experiments.grid_blowup import MODELS
 from gandyn.solvers.grid import (
-    CFL_LIMITS,
     ContinuityProblem,
     Grid,
     discretize,
@@ -72,14 +74,14 @@ def test_discretize_is_exact_and_reports_lost_mass():
 @functools.partial(jax.jit, static_argnums=3)
 def random_step(grid, masses, velocities, scheme):
     """One step at Courant number 0.999 × the limit with frozen velocities."""
-    dt = 0.999 * CFL_LIMITS[scheme] / outflow_rate(grid, velocities)
+    dt = 0.999 * scheme.cfl_limit / outflow_rate(grid, velocities)
     stage = masses + dt * transport_rate(grid, masses, velocities, scheme)
-    if scheme == "upwind":
+    if scheme.stages == 1:
         return stage
     return 0.5 * (masses + stage + dt * transport_rate(grid, stage, velocities, scheme))
 
 
-@pytest.mark.parametrize("scheme", ["upwind", "muscl"])
+@pytest.mark.parametrize("scheme", [Upwind(), MUSCL()], ids=repr)
 @pytest.mark.parametrize("cells", [(37,), (13, 17)])
 def test_random_step_conserves_mass_and_positivity(scheme, cells):
     grid = Grid(np.zeros(len(cells)), np.ones(len(cells)) * 2.0, cells)
@@ -96,7 +98,7 @@ def test_random_step_conserves_mass_and_positivity(scheme, cells):
         assert float(jnp.min(new)) >= 0.0
 
 
-@pytest.mark.parametrize("scheme", ["upwind", "muscl"])
+@pytest.mark.parametrize("scheme", [Upwind(), MUSCL()], ids=repr)
 def test_zero_flux_walls_hold_mass(scheme):
     grid = Grid(0.0, 1.0, 20)
     masses = jnp.zeros(20).at[-1].set(0.7).at[0].set(0.3)
@@ -125,7 +127,7 @@ def shifted_masses(grid, mean, std, shift):
 
 @pytest.mark.parametrize(
     ("scheme", "fitted", "local"),
-    [("upwind", (0.85, 1.1), (0.9, 1.1)), ("muscl", (1.6, 2.3), (1.8, 2.3))],
+    [(Upwind(), (0.85, 1.1), (0.9, 1.1)), (MUSCL(), (1.6, 2.3), (1.8, 2.3))],
 )
 def test_order_of_convergence_on_smooth_transport(scheme, fitted, local):
     """T1 without walls: both densities translate rigidly along the closed-form oscillator.
@@ -154,27 +156,27 @@ def test_order_of_convergence_on_smooth_transport(scheme, fitted, local):
 
 
 def test_cfl_violation_by_fixed_dt_is_an_error():
-    problem = t1_problem(200, "upwind")
+    problem = t1_problem(200, Upwind())
     state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
-    with pytest.raises(ValueError, match=r"violates the CFL limit of the upwind scheme"):
+    with pytest.raises(ValueError, match=r"violates the CFL limit of Upwind"):
         solve_continuity(problem, state, t1=1.0, dt=0.1)
     with pytest.raises(ValueError, match=r"courant must be in \(0, 0.5\]"):
-        solve_continuity(t1_problem(200, "muscl"), state, t1=1.0, courant=0.8)
+        solve_continuity(t1_problem(200, MUSCL()), state, t1=1.0, courant=0.8)
 
 
 def test_constraint_and_grid_must_agree():
     with pytest.raises(ValueError, match=r"must be the clip box"):
-        t1_problem(50, "upwind", (-1.0, 1.0), HardClip(0.5))
+        t1_problem(50, Upwind(), (-1.0, 1.0), HardClip(0.5))
     with pytest.raises(ValueError, match="must extend beyond"):
-        t1_problem(50, "upwind", (-0.5, 0.5), PenaltyClip(0.5, 4.0))
-    with pytest.raises(ValueError, match="unknown scheme"):
+        t1_problem(50, Upwind(), (-0.5, 0.5), PenaltyClip(0.5, 4.0))
+    with pytest.raises(TypeError, match="scheme must be an instance of AbstractScheme"):
         t1_problem(50, "weno")
 
 
-def blowup_runs(resolutions, scheme="upwind"):
+def blowup_runs(resolutions):
     runs = {}
     for cells in resolutions:
-        problem = t1_problem(cells, scheme, (-0.5, 0.5), HardClip(0.5))
+        problem = t1_problem(cells, Upwind(), (-0.5, 0.5), HardClip(0.5))
         state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
         runs[cells] = solve_continuity(problem, state, t1=2.0, save_ts=np.linspace(0, 2, 41))
     return runs
@@ -205,7 +207,7 @@ def test_penalty_clip_sup_stays_bounded():
     for beta in (1.0, 2.0):
         sups = []
         for cells in (200, 400, 800, 1600):
-            problem = t1_problem(cells, "muscl", (-1.5, 1.5), PenaltyClip(0.5, beta))
+            problem = t1_problem(cells, MUSCL(), (-1.5, 1.5), PenaltyClip(0.5, beta))
             state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
             run = solve_continuity(problem, state, t1=6.0, save_ts=np.linspace(0, 6, 61))
             sups.append(float(jnp.max(run.diagnostics["critic_sup"])))
@@ -232,7 +234,7 @@ def test_grid_matches_particles_before_contact(model):
     traj = simulate(particles, state, t1=t, dt=0.005, solver="heun", save_ts=[0.0, t])
     for cells in (100, 400):
         problem = ContinuityProblem(
-            game, None, Grid(-3.0, 4.0, cells), Grid(-1.5, 1.5, cells), "muscl"
+            game, None, Grid(-3.0, 4.0, cells), Grid(-1.5, 1.5, cells), MUSCL()
         )
         run = solve_continuity(
             problem, problem.initial_state(gen_law, critic_law), t1=t, save_ts=[0.0, t]
@@ -292,7 +294,7 @@ def test_a_nonfinite_state_stops_the_run_and_keeps_the_saves_before_it():
     save_ts = np.linspace(0.0, 2.0, 201)  # finer than the CFL steps: steps end on saves
 
     def run(critic):
-        problem = t1_problem(100, "upwind", (-0.5, 0.5), HardClip(0.5), critic)
+        problem = t1_problem(100, Upwind(), (-0.5, 0.5), HardClip(0.5), critic)
         state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
         return solve_continuity(problem, state, t1=2.0, save_ts=save_ts, snapshot_ts=save_ts)
 
@@ -337,7 +339,7 @@ def leaves(tree):
 
 @pytest.mark.parametrize("every", [None, 0.3])
 def test_a_checkpointed_grid_solve_is_the_one_call_solve_and_resumes_bit_for_bit(tmp_path, every):
-    problem = t1_problem(40, "muscl", (-0.5, 0.5), HardClip(0.5))
+    problem = t1_problem(40, MUSCL(), (-0.5, 0.5), HardClip(0.5))
     state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
     kwargs = dict(t1=2.0, save_ts=np.linspace(0, 2, 41), snapshot_ts=[0.7, 1.3])
     plain = solve_continuity(problem, state, **kwargs)
@@ -361,13 +363,13 @@ def test_muscl_steps_keep_both_stages_within_the_cfl_limit(courant):
     """The first stage alone chose the step before: its second stage reached 0.54–0.62 here
     (from t ≈ 1.55, once mass piles on a wall). Positivity and mass are kept as before."""
     for cells in (100, 200):
-        problem = t1_problem(cells, "muscl", (-0.5, 0.5), HardClip(0.5))
+        problem = t1_problem(cells, MUSCL(), (-0.5, 0.5), HardClip(0.5))
         state = problem.initial_state(Normal(0.5, 0.3), Normal(0.0, 0.1))
         run = solve_continuity(
             problem, state, t1=2.5, save_ts=np.linspace(0, 2.5, 51), courant=courant
         )
         used = np.asarray(run.diagnostics["courant"])
-        assert run.status == "ok" and used.max() <= CFL_LIMITS["muscl"]
+        assert run.status == "ok" and used.max() <= MUSCL.cfl_limit
         assert used.max() > 0.9 * (0.45 if courant is None else 0.5)  # steps are not timid
         assert float(jnp.max(jnp.abs(run.diagnostics["critic_mass"] - 1))) < 1e-13
         assert float(jnp.min(run.diagnostics["critic_min"])) >= 0.0

@@ -2,7 +2,6 @@
 run records and config files, full disks. Every case ends in one line and exit 2 (bad
 input) or 1 (a failed write), never a traceback, and leaves no partial folder."""
 
-import dataclasses
 import errno
 import hashlib
 import json
@@ -17,6 +16,7 @@ import gandyn as gd
 from gandyn.admission import OPERATIONS_PER_SECOND
 from gandyn.cli import app
 from gandyn.distributions import standard_normal_rule
+from gandyn.plotting.registry import PLOTS
 
 runner = CliRunner()
 TINY = ["t1=0.5", "dt=0.05", "n_gen=4", "n_critic=4", "quadrature=4", "n_snapshots=3"]
@@ -138,13 +138,10 @@ def test_a_full_disk_is_one_line_exit_1_and_the_run_marked_failed(tmp_path, monk
 
 
 def test_a_plot_that_fails_costs_only_the_plot(tmp_path, monkeypatch):
-    experiment = gd.experiments.get_experiment("toy-shift-linear")
-
     def broken(result, out):
         raise RuntimeError("no figure today")
 
-    broken_experiment = dataclasses.replace(experiment, plot=broken)
-    monkeypatch.setitem(gd.REGISTRY, "toy-shift-linear", broken_experiment)
+    monkeypatch.setitem(PLOTS, "toy-shift-linear", broken)
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="no figure today"):
         result = runner.invoke(app, ["run", "toy-shift-linear", *SETS, "--out", str(out)])

@@ -182,11 +182,15 @@ def test_bad_input_raises_clear_errors():
         ({"eps": 0.1, "lr": 1.0, "K": 0}, "K .* must be an integer >= 1"),
         ({"eps": 0.1, "lr": 1.0, "fit": "newton"}, "unknown fit"),
         ({"eps": 0.1, "lr": 1.0, "normalisation": "w"}, "unknown normalisation"),
-        ({"eps": 0.1, "lr": 1.0, "optimizer": "lbfgs"}, "unknown optimizer"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             gd.GANAsODE(model, latent, data, **kwargs)
+    with pytest.raises(TypeError, match="optimizer must be an instance of GradientTransformation"):
+        gd.GANAsODE(model, latent, data, eps=0.1, lr=1.0, optimizer="lbfgs")
+    disc = gd.Discriminator(1, 4, 1, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="optimizer must be an instance of GradientTransformation"):
+        gd.TrainedDiscriminator(disc, optimizer="adam")
     algorithm = gd.GANAsODE(model, latent, data, eps=0.1, lr=1.0)
     with pytest.raises(ValueError, match="dimension mismatch"):
         algorithm.init(gd.AffineGenerator(np.ones((2, 1)), np.zeros(2)))

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import gandyn as gd
-from gandyn.experiments import run_experiment
-from gandyn.experiments.js import linear_eigenvalues, linear_threshold
+from gandyn.experiments import gan_as_ode, run_experiment
 
 DATA = gd.GaussianMixture([0.0])
 
@@ -48,7 +47,7 @@ def test_autodiff_jacobian_at_the_fixed_point_is_the_derived_linearisation(
     np.testing.assert_allclose(one_step(algorithm, *fixed), fixed, atol=1e-14)
     jac = eqx.filter_jit(jax.jacfwd(lambda p: one_step(algorithm, p[0], p[1])))(fixed)
     c = {"v": 1.0, "js": 0.5}[normalisation]
-    mu_a, mu_b = linear_eigenvalues(lr * eps, eps, scale, K, c)
+    mu_a, mu_b = gd.affine_gan_eigenvalues(lr * eps, eps, scale, K, c)
     np.testing.assert_allclose(jac, np.diag([mu_a, mu_b]), atol=1e-12)
 
 
@@ -56,7 +55,9 @@ def test_linear_threshold_of_the_gan_step_is_min_2_over_s2_and_4():
     for scale in (0.5, 0.8, 1.0, 1.3):
         for c in (1.0, 0.5):
             expected = min(2 / scale**2, 4) / c
-            np.testing.assert_allclose(linear_threshold(0.25, scale, 1, c), expected, rtol=1e-9)
+            np.testing.assert_allclose(
+                gd.affine_gan_threshold(0.25, scale, 1, c), expected, rtol=1e-9
+            )
 
 
 def test_many_gradient_steps_reach_the_exact_least_squares_fit():
@@ -140,9 +141,7 @@ def test_gan_as_ode_experiment_follows_the_mse_descent():
 
 
 def test_gan_as_ode_reports_the_iteration_where_a_run_went_nonfinite(monkeypatch):
-    from gandyn.experiments import js
-
-    original = js._gan_run
+    original = gan_as_ode._gan_run
 
     def breaks_at_iteration_7(algorithm, generator, n_iter, every):
         run = original(algorithm, generator, n_iter, every)
@@ -153,7 +152,7 @@ def test_gan_as_ode_reports_the_iteration_where_a_run_went_nonfinite(monkeypatch
             )
         return run
 
-    monkeypatch.setattr(js, "_gan_run", breaks_at_iteration_7)
+    monkeypatch.setattr(gan_as_ode, "_gan_run", breaks_at_iteration_7)
     config = dict(K_list=[1, 2], n_iter=10, snapshot_every=5, gen_width=8, latent_quadrature=4)
     result = run_experiment("gan-as-ode", quadrature=2, eps=0.05, **config)
     assert result.status == "nonfinite" and result.summary["status"] == "nonfinite"

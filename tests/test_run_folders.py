@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import gandyn as gd
 from gandyn.cli import app
-from gandyn.runs import claim
+from gandyn.runs import claim, write_run
 
 TINY = ["t1=0.5", "dt=0.05", "n_gen=4", "n_critic=4", "quadrature=4", "n_snapshots=3"]
 SETS = [arg for item in TINY for arg in ("--set", item)]
@@ -180,9 +180,16 @@ def test_the_python_writer_refuses_a_foreign_folder(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "paper.pdf").write_bytes(b"%PDF")
-    experiment = gd.experiments.get_experiment("toy-shift-linear")
+    record = {"experiment": result.experiment, "status": result.status}
     with pytest.raises(gd.ConfigError, match="not a gandyn run"):
-        gd.io.write_run(result, experiment, out, overwrite=True, plots=False)
+        write_run(
+            out,
+            record,
+            config=result.config,
+            summary=result.summary,
+            trajectory=result.trajectory,
+            overwrite=True,
+        )
     assert (out / "paper.pdf").read_bytes() == b"%PDF"
 
 

@@ -166,9 +166,10 @@ RESUME_SCRIPT = textwrap.dedent(
     import jax, numpy as np
     jax.config.update("jax_enable_x64", True)
     import gandyn as gd
-    from gandyn.checkpoint import CheckpointSpec, simulate_checkpointed
+    from gandyn.checkpoint import CheckpointSpec
     from gandyn.experiments.toy import T1_PARAMS, build_t1
     from gandyn.sharding import particle_mesh, shard_problem
+    from gandyn.solvers import simulate_checkpointed
 
     config = {k: p.default for k, p in T1_PARAMS.items()}
     config |= {"n_gen": 8, "n_critic": 8, "quadrature": 4, "t1": 1.0, "dt": 0.01}

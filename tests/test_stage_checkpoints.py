@@ -12,7 +12,16 @@ from typer.testing import CliRunner
 
 from gandyn.checkpoint import CheckpointSpec, read_checkpoint
 from gandyn.cli import app
-from gandyn.experiments import RunOptions, get_experiment, grids, js, resolve_config
+from gandyn.experiments import (
+    RunOptions,
+    fokker_planck,
+    gan_as_ode,
+    get_experiment,
+    grid_blowup,
+    js_flow,
+    mse_divergence,
+    resolve_config,
+)
 
 TINY = {
     "grid-blowup": {
@@ -42,12 +51,12 @@ TINY = {
     },
 }
 WORK = {
-    "grid-blowup": [(grids, "solve_continuity")],
-    "fp-js-1d": [(grids, "solve_fokker_planck")],
-    "fp-js-2d": [(grids, "solve_fokker_planck")],
-    "js-flow-particles": [(js, "solve_fokker_planck"), (js, "simulate_js_flow")],
-    "gan-as-ode": [(js, "simulate_js_flow"), (js, "run_gan_as_ode")],
-    "mse-divergence": [(js, "_affine_paths"), (js, "_affine_jacobians")],
+    "grid-blowup": [(grid_blowup, "solve_continuity")],
+    "fp-js-1d": [(fokker_planck, "solve_fokker_planck")],
+    "fp-js-2d": [(fokker_planck, "solve_fokker_planck")],
+    "js-flow-particles": [(js_flow, "solve_fokker_planck"), (js_flow, "simulate_js_flow")],
+    "gan-as-ode": [(gan_as_ode, "simulate_js_flow"), (gan_as_ode, "run_gan_as_ode")],
+    "mse-divergence": [(mse_divergence, "_affine_paths"), (mse_divergence, "_affine_jacobians")],
 }
 """The functions that do each experiment's expensive work (one or more calls per stage)."""
 
@@ -118,8 +127,8 @@ def test_stage_names_are_one_per_piece_of_work(tmp_path):
 @pytest.mark.parametrize(
     ("name", "module", "attr", "fail_at"),
     [
-        ("grid-blowup", grids, "solve_continuity", 3),
-        ("js-flow-particles", js, "simulate_js_flow", 0),
+        ("grid-blowup", grid_blowup, "solve_continuity", 3),
+        ("js-flow-particles", js_flow, "simulate_js_flow", 0),
     ],
 )
 def test_a_run_stopped_in_a_stage_resumes_with_only_the_unfinished_work(

@@ -162,7 +162,7 @@ def test_affine_velocities_with_a_linear_critic_equal_the_closed_form():
         )
 
 
-@pytest.mark.parametrize("loss", ["wgan", "minimax"])
+@pytest.mark.parametrize("loss", [gd.Wasserstein(), gd.Minimax()], ids=repr)
 def test_affine_velocities_with_a_neuron_critic_match_finite_differences_of_f(loss):
     game = affine_game(gd.NeuronCritic(2, "tanh"))
     game = gd.MeanFieldGame(game.generator, game.critic, game.data, game.latent, game.lam, loss)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -13,28 +12,25 @@ import numpy as np
 
 from .. import diagnostics as dg
 from ..distributions import Normal
-from ..solvers import MeanFieldProblem, MeanFieldState, Trajectory, simulate
-from ..solvers.algorithm import (
-    CLIP_ORDERS,
-    OPTIMIZERS,
-    UPDATES,
-    FullBatch,
-    Minibatch,
-    WGANAlgorithm,
-    train_wgan,
-)
-from . import memory, work
+from ..errors import ConfigError
+from ..games import MeanFieldProblem, MeanFieldState
+from ..solvers import Trajectory, save_grid, simulate
+from ..solvers.algorithm import FullBatch, Minibatch, Simultaneous, WGANAlgorithm, train_wgan
+from . import work
+from .choices import CLIP_ORDERS, OPTIMIZERS, UPDATES
 from .common import (
     check_common,
     clip_params,
     data_law,
     data_params as _data_params,
+    estimate_memory,
     finite_or_none,
     integrate,
+    recorded_size,
     run_params,
     trajectory_arrays,
 )
-from .registry import ConfigError, Experiment, Param, Result, RunOptions, register
+from .registry import Experiment, Param, Result, RunOptions
 from .toy import build_t1, build_t2, t1_laws, t2_laws
 
 BUILDERS = {"toy-shift-linear": build_t1, "neuron-bimodal-1d": build_t2}
@@ -96,8 +92,10 @@ PARAMS: dict[str, Param] = {
     ),
     "replace": Param(True, "sample the quadrature rules with replacement"),
     "critic_steps": Param(1, "critic steps per generator step (n_critic)", minimum=1),
-    "updates": Param("alternating", "update order", choices=UPDATES),
-    "clip_order": Param("after", "clip after each critic step or before it", choices=CLIP_ORDERS),
+    "updates": Param("alternating", "update order", choices=tuple(UPDATES)),
+    "clip_order": Param(
+        "after", "clip after each critic step or before it", choices=tuple(CLIP_ORDERS)
+    ),
     "optimizer": Param(
         "sgd", "optax optimizer fed the mean-field gradients", choices=tuple(OPTIMIZERS)
     ),
@@ -166,9 +164,9 @@ def _algorithm(config: dict[str, Any], eta: float) -> WGANAlgorithm:
     return WGANAlgorithm(
         eta,
         n_critic=config["critic_steps"],
-        updates=config["updates"],
-        clip=config["clip_order"],
-        optimizer=config["optimizer"],
+        updates=UPDATES[config["updates"]],
+        clip=CLIP_ORDERS[config["clip_order"]],
+        optimizer=OPTIMIZERS[config["optimizer"]],
         batches=batches,
     )
 
@@ -333,7 +331,7 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
             problem, state, t1=t1, dt=config["dt"], snapshot_ts=snapshot_ts, diagnostics=_observed()
         )
         messages.append(euler.failure_report())
-    plain = WGANAlgorithm(config["dt"], updates="simultaneous")
+    plain = WGANAlgorithm(config["dt"], updates=Simultaneous())
     literal = _train_seeds(
         config, problem, state, plain, jax.random.key(0)[None], (), options, "literal"
     )
@@ -373,6 +371,8 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
         "etas": np.asarray(etas),
         "gap_width": gap_w,
         "gap_eta": gap_e,
+        "gap_width_total": total_w,
+        "gap_eta_total": total_e,
         "width_run_ts": np.asarray(width_runs.ts[0]),
         **{
             f"width_run_diag_{name}": np.asarray(width_runs.diagnostics[name][0])
@@ -392,23 +392,79 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
     )
 
 
-def plot(result: Result, out: Path) -> list[Path]:
-    from ..plotting.algorithm import plot_mean_field_vs_sgd
-
-    return plot_mean_field_vs_sgd(result, out)
+OPTIMIZER_SLOTS = {"sgd": 0, "rmsprop": 1, "adam": 2}
+"""Optimizer state per parameter."""
 
 
-MEAN_FIELD_VS_SGD = register(
-    Experiment(
-        "mean-field-vs-sgd",
-        DOC,
-        PARAMS,
-        run,
-        plot,
-        check=check,
-        memory=memory.mean_field_vs_sgd,
-        size_keys=("reference_width", "widths"),
-        work=work.mean_field_vs_sgd,
-        time_keys=("reference_width", "widths", "quadrature", "critic_steps"),
-    )
+def _steps_on(times: np.ndarray, eta: float) -> int:
+    """Distinct steps of the grid ``k eta`` the times round to (as in ``train_wgan``)."""
+    return np.unique(np.round(np.asarray(times) / eta)).size
+
+
+def memory_estimate(config: dict[str, Any]) -> int:
+    """Peak bytes: the reference ODE (:func:`estimate_memory`), kept throughout, plus the
+    largest training phase: ``seeds`` copies of the state at a width with their optimizer
+    states, the per-node tables of the objective's gradient and of the diagnostics (about
+    half the quadrature nodes, or of the two minibatches if more, per parameter),
+    snapshots and diagnostics, beside the previous width's results."""
+    problem, state = jax.eval_shape(lambda: _reference(config))
+    observed = _observed()
+    per_save = recorded_size(problem, state, observed)
+    params = state.generator.shape[1] + state.critic.shape[1]
+    game = problem.game
+    nodes = max(game.data.size + game.latent.size, 2 * config["batch_size"])
+    t1 = config["t1"]
+    snapshot_ts = np.concatenate([[0.0, t1], np.linspace(0.0, t1, config["n_snapshots"])])
+    slots = OPTIMIZER_SLOTS[config["optimizer"]]
+
+    def training(width: int, seeds: int, eta: float) -> tuple[int, int]:
+        """Elements held while training (peak) and kept afterwards (results)."""
+        weights = seeds * width * params
+        kept = weights * (_steps_on(snapshot_ts, eta) + 1)
+        kept += seeds * len(save_grid(0.0, t1, eta)) * per_save
+        return kept + weights * (nodes // 2 + 24 + 2 * slots), kept
+
+    reference_width = config["reference_width"]
+    phases, previous = [], 0
+    for width in config["widths"]:
+        peak, kept = training(width, config["seeds"], config["width_eta"])
+        phases.append(peak + previous)
+        previous = kept
+    eta_seeds = config["seeds"] if config["batch_size"] else 1
+    phases += [training(reference_width, eta_seeds, eta)[0] for eta in config["etas"]]
+    phases.append(training(reference_width, 1, config["dt"])[0])
+    itemsize = state.generator.dtype.itemsize
+    return estimate_memory(problem, state, config, observed) + max(phases) * itemsize
+
+
+def work_estimate(config: dict[str, Any]) -> float:
+    """Operations (:mod:`~gandyn.experiments.work`): the reference ODE, then every training
+    run: per generator step ``critic_steps + 1`` gradient evaluations of both players over
+    the quadrature (or two minibatches)."""
+    nodes = (len(config["data_means"]) + 1) * config["quadrature"]
+    if config["batch_size"]:
+        nodes = min(nodes, 2 * config["batch_size"])
+    t1, per_step = config["t1"], (config["critic_steps"] + 1) * nodes * work.PAIR
+
+    def training(width: int, seeds: int, eta: float) -> float:
+        return seeds * (t1 / eta) * 2 * width * per_step
+
+    reference = config["reference_width"]
+    total = work.particle_ode(config | {"n_gen": reference, "n_critic": reference})
+    total += sum(training(w, config["seeds"], config["width_eta"]) for w in config["widths"])
+    eta_seeds = config["seeds"] if config["batch_size"] else 1
+    total += sum(training(reference, eta_seeds, eta) for eta in config["etas"])
+    return total + training(reference, 1, config["dt"])
+
+
+MEAN_FIELD_VS_SGD = Experiment(
+    "mean-field-vs-sgd",
+    DOC,
+    PARAMS,
+    run,
+    check=check,
+    memory=memory_estimate,
+    size_keys=("reference_width", "widths"),
+    work=work_estimate,
+    time_keys=("reference_width", "widths", "quadrature", "critic_steps"),
 )

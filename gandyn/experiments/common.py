@@ -1,10 +1,10 @@
-"""Pieces shared by the study-W particle experiments: config → objects → run → summary."""
+"""Pieces shared by several experiments: config keys and checks, the study-W particle
+experiments' config → objects → run → summary."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import diffrax
@@ -23,10 +23,13 @@ from ..constraints import (
     SplitPenaltyClip,
 )
 from ..distributions import MAX_NODES, GaussianMixture
-from ..solvers import SOLVERS, MeanFieldProblem, MeanFieldState, Trajectory, save_grid, simulate
+from ..errors import ConfigError
+from ..games import MeanFieldProblem, MeanFieldState
+from ..solvers import SOLVERS, Trajectory, save_grid, simulate, simulate_checkpointed
 from ..solvers.particles import MAX_SAVES, stiffness_error
+from ..units import ACTIVATIONS
 from . import work
-from .registry import ConfigError, Experiment, Param, Result, RunOptions
+from .registry import Experiment, Param, Result, RunOptions
 
 CLIPS = ("hard", "penalty", "smooth", "none")
 SPLIT = "penalty-split"
@@ -66,6 +69,17 @@ def data_params(means=(-1.0, 1.0), weights=(0.5, 0.5), std=0.3) -> dict[str, Par
     }
 
 
+def discriminator_params(width=32, depth=2, lr=1e-2, pretrain=500) -> dict[str, Param]:
+    """The discriminator MLP and its training keys of the study-J experiments."""
+    return {
+        "disc_width": Param(width, "discriminator MLP width", minimum=1),
+        "disc_depth": Param(depth, "discriminator MLP hidden layers", minimum=1),
+        "disc_activation": Param("tanh", "discriminator activation", choices=tuple(ACTIVATIONS)),
+        "disc_lr": Param(lr, "discriminator learning rate (adam)", positive=True),
+        "disc_pretrain": Param(pretrain, "BCE steps before the first iteration", minimum=0),
+    }
+
+
 def run_params(solver="euler", dt=0.01, t1=40.0, n_snapshots=6, quadrature=16) -> dict:
     return {
         "solver": Param(solver, "diffrax solver by name", choices=tuple(SOLVERS)),
@@ -93,6 +107,26 @@ def check_data(config: dict[str, Any]) -> None:
         )
     if sum(config["data_weights"]) <= 0:
         raise ConfigError("data_weights: must not all be zero")
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``."""
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+
+
+def check_interval(config: dict[str, Any], key: str) -> tuple[float, float]:
+    """``config[key]`` as ``(low, high)`` with ``low < high``."""
+    bounds = config[key]
+    if len(bounds) != 2 or bounds[0] >= bounds[1]:
+        raise ConfigError(f"{key}: expected [low, high] with low < high, got {bounds}")
+    return bounds[0], bounds[1]
+
+
+def lost_mass(mean: float, std: float, low: float, high: float) -> float:
+    """Mass of ``N(mean, std²)`` outside ``[low, high]``."""
+    return 0.5 * (math.erfc((high - mean) / (std * math.sqrt(2)))) + 0.5 * math.erfc(
+        (mean - low) / (std * math.sqrt(2))
+    )
 
 
 def check_common(config: dict[str, Any]) -> None:
@@ -142,8 +176,6 @@ def integrate(
     checkpointed segments if ``options.checkpoint`` is set)."""
     t1 = config["t1"]
     if options.checkpoint is not None:
-        from ..checkpoint import simulate_checkpointed
-
         return simulate_checkpointed(
             problem,
             state,
@@ -257,7 +289,6 @@ def particle_experiment(
     params: dict[str, Param],
     build: Build,
     summarise: Summarise,
-    plot: Callable[[Result, Path], Sequence[Path]] | None = None,
     diagnostics: dict | None = None,
 ) -> Experiment:
     """An experiment that integrates a mean-field problem: ``build`` (config → problem,
@@ -307,7 +338,6 @@ def particle_experiment(
         doc,
         params,
         run,
-        plot,
         check=check_common,
         memory=memory,
         size_keys=("n_gen", "n_critic"),

@@ -1,23 +1,24 @@
-"""Named experiments as data: a parameter schema, a run function and a plot function.
+"""Named experiments as data: a parameter schema, a run function and estimates of its cost.
 
 An :class:`Experiment` declares its keys (:class:`Param`: default, doc, allowed values);
 :func:`resolve_config` validates user overrides against them; ``run`` turns a resolved
 config into a :class:`Result` (flat ``summary`` of numbers and a ``trajectory`` of named
-arrays). The CLI and :func:`run_experiment` go through the same path.
+arrays). The registry of named experiments is :data:`gandyn.experiments.REGISTRY`; its plots
+are in :mod:`gandyn.plotting.registry`.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError as ConfigError
+from ..errors import ConfigError
 
 MAX_INT = 2**31 - 1
 """Largest integer a key takes: array sizes, step counts and seeds are 32-bit in JAX."""
@@ -175,7 +176,6 @@ class Experiment:
     doc: str
     params: Mapping[str, Param]
     run: Callable[[dict[str, Any], RunOptions], Result]
-    plot: Callable[[Result, Path], Sequence[Path]] | None = None
     check: Callable[[dict[str, Any]], None] | None = field(default=None)
     """Cross-key validation on the resolved config; raises :class:`ConfigError`."""
     memory: Callable[[dict[str, Any]], int] | None = field(default=None)
@@ -202,23 +202,6 @@ class Experiment:
 
     def defaults(self) -> dict[str, Any]:
         return {key: param.default for key, param in self.params.items()}
-
-
-REGISTRY: dict[str, Experiment] = {}
-
-
-def register(experiment: Experiment) -> Experiment:
-    """Add ``experiment`` to the registry (names are unique)."""
-    if experiment.name in REGISTRY:
-        raise ValueError(f"experiment {experiment.name!r} is already registered")
-    REGISTRY[experiment.name] = experiment
-    return experiment
-
-
-def get_experiment(name: str) -> Experiment:
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
 
 
 def resolve_config(experiment: Experiment, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,10 +255,3 @@ def load_config_file(path: Path) -> dict[str, Any]:
         if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
             raise ConfigError(f"{path}: key {key!r} must be a flat list of numbers")
     return data
-
-
-def run_experiment(name: str, *, progress: bool = False, **overrides: Any) -> Result:
-    """Run the named experiment with ``overrides`` of its defaults; see ``gandyn list``."""
-    experiment = get_experiment(name)
-    config = resolve_config(experiment, overrides)
-    return experiment.run(config, RunOptions(progress=progress)).finite()

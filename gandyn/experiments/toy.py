@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -11,9 +10,8 @@ import numpy as np
 
 from .. import diagnostics as dg
 from ..distributions import Normal, Uniform
-from ..games import MeanFieldGame
+from ..games import MeanFieldGame, MeanFieldProblem
 from ..measure import sample_measure
-from ..solvers import MeanFieldProblem
 from ..solvers.particles import MAX_SAVES
 from ..units import LinearCritic, NeuronCritic, NeuronUnit, ShiftUnit
 from .common import (
@@ -27,7 +25,7 @@ from .common import (
     valid_saves,
     wall_outcomes,
 )
-from .registry import Param, Result, register
+from .registry import Param
 
 T1_DOC = """Toy T1: shift generator against a linear critic in 1-D (DESIGN §1.4).
 
@@ -178,23 +176,14 @@ def summarise_t2(config: dict[str, Any], problem: MeanFieldProblem, traj) -> dic
     }
 
 
-def plot(result: Result, out: Path) -> list[Path]:
-    from ..plotting.toy import plot_toy
-
-    return plot_toy(result, out)
-
-
-TOY_SHIFT_LINEAR = register(
-    particle_experiment(
-        "toy-shift-linear",
-        T1_DOC,
-        T1_PARAMS,
-        build_t1,
-        summarise_t1,
-        plot,
-        diagnostics=dg.default_diagnostics() | {"invariant": dg.toy_invariant},
-    )
+TOY_SHIFT_LINEAR = particle_experiment(
+    "toy-shift-linear",
+    T1_DOC,
+    T1_PARAMS,
+    build_t1,
+    summarise_t1,
+    diagnostics=dg.default_diagnostics() | {"invariant": dg.toy_invariant},
 )
-NEURON_BIMODAL_1D = register(
-    particle_experiment("neuron-bimodal-1d", T2_DOC, T2_PARAMS, build_t2, summarise_t2, plot)
+NEURON_BIMODAL_1D = particle_experiment(
+    "neuron-bimodal-1d", T2_DOC, T2_PARAMS, build_t2, summarise_t2
 )

@@ -8,11 +8,18 @@ discriminator ``D* = sigmoid(ℓ)`` and, from it, the drift ``v(y) = sigmoid(ℓ
 * :class:`ExactDrift`: analytic ``log ρ_d`` and an analytic ``log ρ_t`` (any law with
   ``log_prob``) or one interpolated from grid densities (:class:`GridDensity`);
 * :class:`KDEDrift`: ``ρ_t`` is a Gaussian kernel density estimate of the particles;
-* :class:`NeuralDrift`: ``ℓ`` is a :class:`Discriminator` (equinox MLP giving the logit),
-  trained by binary cross-entropy with :func:`fit_discriminator` (optax, warm-started).
+* :class:`NeuralDrift`: ``ℓ`` is a :class:`~gandyn.Discriminator` (equinox MLP giving the
+  logit), trained by binary cross-entropy with :func:`fit_discriminator` (optax,
+  warm-started).
 
-The normalisation ``"v"`` is the gradient flow of ``2 JS − log 4``; ``"js"`` (the exact JS
-gradient flow) halves the drift.
+The velocity of the JS flow is ``c v`` (:meth:`AbstractDriftEstimator.velocity`): the
+normalisation ``"v"`` (``c = 1``) is the gradient flow of ``2 JS − log 4``; ``"js"`` (the
+exact JS gradient flow) halves it. An estimator's ``parameters`` (a neural drift's ``φ``)
+move with the particles in the flow at :meth:`~AbstractDriftEstimator.parameter_velocity`.
+
+A drift model (:class:`AbstractDriftModel`) is how an iterative algorithm (GAN-as-ODE)
+obtains the estimator each iteration: exact, kernel, or a warm-started trained
+discriminator.
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import positive
-from .._types import Array, Float, PRNGKeyArray, Scalar, ScalarLike, Vector
+from .._checks import positive, strategy
+from .._optax import ADAM, descent
+from .._types import Array, Float, PyTree, Scalar, ScalarLike, Vector
+from ..distributions import Normal
 from ..measure import ParticleMeasure
-from ..units import ACTIVATIONS
+from ..networks import Discriminator
 
 NORMALISATIONS: dict[str, float] = {"v": 1.0, "js": 0.5}
-OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 BANDWIDTH_RULES = ("fixed", "scott", "silverman")
 
 
@@ -43,13 +51,6 @@ def normalisation_factor(normalisation: str) -> float:
             f"unknown normalisation {normalisation!r}; allowed: {', '.join(NORMALISATIONS)}"
         )
     return NORMALISATIONS[normalisation]
-
-
-def optimizer_by_name(name: str, learning_rate: ScalarLike) -> optax.GradientTransformation:
-    """``optax.sgd`` or ``optax.adam`` with a (possibly traced) learning rate."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](learning_rate)
 
 
 class LogDensity(Protocol):
@@ -83,6 +84,32 @@ class AbstractDriftEstimator(eqx.Module):
             return jax.nn.sigmoid(ell) * grad
 
         return jax.vmap(one)(points)
+
+    def velocity(
+        self,
+        points: Float[Array, "P d"],
+        measure: ParticleMeasure,
+        t: ScalarLike = 0.0,
+        normalisation: str = "v",
+    ) -> Float[Array, "P d"]:
+        """The JS flow's velocity ``c v`` at ``points``, ``c`` the
+        :func:`normalisation_factor` of ``normalisation``."""
+        return normalisation_factor(normalisation) * self.drift(points, measure, t)
+
+    def parameters(self) -> PyTree:
+        """What of the estimator moves with the particles in the flow (``None``: nothing)."""
+        return None
+
+    def with_parameters(self, parameters: PyTree) -> AbstractDriftEstimator:
+        """The estimator with ``parameters`` (as :meth:`parameters` gives them)."""
+        del parameters
+        return self
+
+    def parameter_velocity(self, data: ParticleMeasure, measure: ParticleMeasure) -> PyTree:
+        """``d parameters / dt`` at unit rate, for data points ``data`` and particles
+        ``measure`` (``None`` when there are no parameters)."""
+        del data, measure
+        return None
 
 
 def _check_dim(name: str, law: LogDensity, dim: int) -> None:
@@ -188,7 +215,7 @@ class KDEDrift(AbstractDriftEstimator):
             return self.bandwidth
         x, w = measure.positions, measure.weights / jnp.sum(measure.weights)
         d = measure.dim
-        sigma = jnp.sqrt(jnp.mean(w @ (x - w @ x) ** 2))
+        sigma = jnp.sqrt(jnp.mean(w @ (x - (w @ x)[None, :]) ** 2))
         n_eff = 1.0 / jnp.sum(w**2)
         factor = 1.0 if self.rule == "scott" else (4.0 / (d + 2)) ** (1.0 / (d + 4))
         return self.bandwidth * factor * sigma * n_eff ** (-1.0 / (d + 4))
@@ -196,7 +223,7 @@ class KDEDrift(AbstractDriftEstimator):
     def log_density(self, y: Vector, measure: ParticleMeasure) -> Scalar:
         """``log ρ̂(y)`` of the kernel estimate."""
         h = self.width(measure)
-        sq = jnp.sum((y - measure.positions) ** 2, axis=1)
+        sq = jnp.sum((y[None, :] - measure.positions) ** 2, axis=1)
         w = measure.weights / jnp.sum(measure.weights)
         norm = measure.dim * jnp.log(h * jnp.sqrt(2 * jnp.pi))
         return jax.scipy.special.logsumexp(-0.5 * sq / h**2, b=w) - norm
@@ -206,35 +233,32 @@ class KDEDrift(AbstractDriftEstimator):
         return self.data.log_prob(y) - self.log_density(y, measure)
 
 
-class Discriminator(eqx.Module):
-    """Equinox MLP ``R^d → R`` giving the logit ``ℓ_φ(y)`` (so ``D_φ = sigmoid(ℓ_φ)``)."""
-
-    mlp: eqx.nn.MLP
-    dim: int = eqx.field(static=True)
-
-    def __init__(
-        self, dim: int, width: int, depth: int, *, key: PRNGKeyArray, activation: str = "tanh"
-    ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}"
-            )
-        self.dim = dim
-        self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, ACTIVATIONS[activation], key=key)
-
-    def __call__(self, y: Vector) -> Scalar:
-        if y.shape != (self.dim,):
-            raise ValueError(f"discriminator reads points of shape ({self.dim},), got {y.shape}")
-        return self.mlp(y)
-
-
 class NeuralDrift(AbstractDriftEstimator):
-    """``ℓ = ℓ_φ``: a (trained) :class:`Discriminator`; the particles are not used."""
+    """``ℓ = ℓ_φ``: a (trained) :class:`~gandyn.Discriminator`; the particles are not used.
+    Its ``parameters`` are ``φ`` (the discriminator's inexact arrays); in the flow they
+    ascend :func:`discriminator_objective`, the two-time-scale limit of training the
+    discriminator between generator steps."""
 
     discriminator: Discriminator
 
     def logit(self, y: Vector, measure: ParticleMeasure, t: ScalarLike = 0.0) -> Scalar:
         return self.discriminator(y)
+
+    def parameters(self) -> PyTree:
+        return eqx.filter(self.discriminator, eqx.is_inexact_array)
+
+    def with_parameters(self, parameters: PyTree) -> NeuralDrift:
+        _, static = eqx.partition(self.discriminator, eqx.is_inexact_array)
+        return NeuralDrift(eqx.combine(parameters, static))
+
+    def parameter_velocity(self, data: ParticleMeasure, measure: ParticleMeasure) -> PyTree:
+        """``∇_φ [E_ρd log D_φ + E_ρt log(1 − D_φ)]`` (:func:`discriminator_objective`)."""
+        params, static = eqx.partition(self.discriminator, eqx.is_inexact_array)
+
+        def objective(p):
+            return discriminator_objective(eqx.combine(p, static), data, measure)
+
+        return jax.grad(objective)(params)
 
 
 def discriminator_objective(
@@ -300,3 +324,95 @@ def js_estimate(
         + 0.5 * wm @ jax.nn.log_sigmoid(-logits(measure.positions))
         + 0.5 * wd @ jax.nn.log_sigmoid(logits(data.positions))
     )
+
+
+# ----------------------------------------------------------------------------- drift models
+
+
+class AbstractDriftModel(eqx.Module):
+    """How an iterative algorithm obtains ``ℓ̂`` each iteration: a state (e.g. a
+    warm-started discriminator) updated from the data points and the generated points."""
+
+    @abc.abstractmethod
+    def init(self, generator, data: ParticleMeasure, fake: ParticleMeasure) -> PyTree:
+        """The state before the first iteration."""
+
+    @abc.abstractmethod
+    def update(
+        self, state: PyTree, generator, data: ParticleMeasure, fake: ParticleMeasure
+    ) -> tuple[PyTree, AbstractDriftEstimator]:
+        """New state and the estimator for the generated points ``fake``."""
+
+
+class TrainedDiscriminator(AbstractDriftModel):
+    """A :class:`~gandyn.Discriminator` trained by BCE: ``n_init_steps`` before the first
+    iteration, then ``n_steps`` per iteration, warm-started (parameters and optimizer
+    state carried over). ``optimizer``: an optax transformation without its step (default
+    ``optax.scale_by_adam()``), the step ``lr`` is appended (a traced array)."""
+
+    discriminator: Discriminator
+    lr: Scalar
+    optimizer: optax.GradientTransformation
+    n_steps: int = eqx.field(static=True)
+    n_init_steps: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        discriminator: Discriminator,
+        lr: ScalarLike = 1e-2,
+        n_steps: int = 5,
+        n_init_steps: int = 200,
+        optimizer: optax.GradientTransformation = ADAM,
+    ):
+        if n_steps < 1 or n_init_steps < 0:
+            raise ValueError(
+                f"n_steps must be >= 1 and n_init_steps >= 0, got {n_steps} and {n_init_steps}"
+            )
+        self.discriminator = discriminator
+        self.optimizer = strategy("optimizer", optimizer, optax.GradientTransformation)
+        self.lr = positive("lr", lr)
+        self.n_steps, self.n_init_steps = n_steps, n_init_steps
+
+    def init(self, generator, data, fake):
+        opt = descent(self.optimizer, self.lr)
+        opt_state = opt.init(eqx.filter(self.discriminator, eqx.is_inexact_array))
+        disc, opt_state, _ = fit_discriminator(
+            self.discriminator, opt_state, opt, data, fake, self.n_init_steps
+        )
+        return disc, opt_state
+
+    def update(self, state, generator, data, fake):
+        opt = descent(self.optimizer, self.lr)
+        disc, opt_state = state
+        disc, opt_state, _ = fit_discriminator(disc, opt_state, opt, data, fake, self.n_steps)
+        return (disc, opt_state), NeuralDrift(disc)
+
+
+class KernelDiscriminator(AbstractDriftModel):
+    """``ℓ̂ = log ρ_d − log KDE(generated points)`` (see :class:`KDEDrift`); no state."""
+
+    estimator: KDEDrift
+
+    def __init__(self, data: LogDensity, bandwidth: ScalarLike = 1.0, rule: str = "silverman"):
+        self.estimator = KDEDrift(data, bandwidth, rule)
+
+    def init(self, generator, data, fake):
+        return None
+
+    def update(self, state, generator, data, fake):
+        return None, self.estimator
+
+
+class ExactDiscriminator(AbstractDriftModel):
+    """The optimal discriminator ``D* = ρ_d/(ρ_d + ρ_t)`` of an
+    :class:`~gandyn.AffineGenerator`, ``ρ_t`` its exact Gaussian law for the latent law
+    ``latent``; no state."""
+
+    data: LogDensity
+    latent: Normal
+
+    def init(self, generator, data, fake):
+        return None
+
+    def update(self, state, generator, data, fake):
+        return None, ExactDrift(self.data, generator.pushforward(self.latent))

@@ -83,7 +83,9 @@ def generator_velocity(
     z, x = game.latent.nodes, game.data.nodes
     y = game.generate(gen, z)
     fake, grad_critic = game.critique_with_gradient(critic, y)
-    fake_bar = jax.grad(game.objective_from_logits, 1)(game.critique(critic, x), fake, "generator")
+    fake_bar = jax.grad(game.loss.generator_objective, 1)(
+        game.critique(critic, x), fake, game.data.weights, game.latent.weights
+    )
     y_bar = fake_bar[:, None] * grad_critic
     return -_gradient_of_weighted_sum(game.generator, points, z, y_bar, game.chunk(z.shape[0]))
 
@@ -98,8 +100,8 @@ def critic_velocity(
     points = _points(critic, points)
     x = game.data.nodes
     y = game.generate(gen, game.latent.nodes)
-    real_bar, fake_bar = jax.grad(game.objective_from_logits, (0, 1))(
-        game.critique(critic, x), game.critique(critic, y), "critic"
+    real_bar, fake_bar = jax.grad(game.loss.critic_objective, (0, 1))(
+        game.critique(critic, x), game.critique(critic, y), game.data.weights, game.latent.weights
     )
     nodes = jnp.concatenate([x, y])
     logits_bar = jnp.concatenate([real_bar, fake_bar])

@@ -6,22 +6,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import strategy
 from .._types import Array, Float, Scalar, ScalarLike
 from ..distributions import Quadrature
 from ..measure import ParticleMeasure
 from ..units import AbstractCriticUnit, AbstractGeneratorUnit
 from ._chunks import auto_chunk, particle_sum, weighted_sum
-
-LOSSES = ("wgan", "minimax", "nonsaturating")
+from .losses import AbstractLoss, Wasserstein
 
 
 class MeanFieldGame(eqx.Module):
     """Objectives of the two players, as functions of their particle measures.
 
-    ``loss="wgan"``:  ``F(μ, ν) = E_{x~P*} D[ν](x) − E_{z~γ} D[ν](G[μ](z))``;
-    ``"minimax"``: ``E log σ(D(x)) + E log(1 − σ(D(G(z))))``;
-    ``"nonsaturating"``: the critic ascends the minimax objective, the generator descends
-    ``−E log σ(D(G(z)))``. Expectations are the quadrature rules ``data`` and ``latent``;
+    ``loss`` (an :class:`~gandyn.AbstractLoss`; default :class:`~gandyn.Wasserstein`,
+    ``F(μ, ν) = E_{x~P*} D[ν](x) − E_{z~γ} D[ν](G[μ](z))``) makes the critic's values at the
+    data and at the generated points into each player's objective. Expectations are the
+    quadrature rules ``data`` and ``latent``;
     ``lam`` is the critic/generator time-scale ratio λ (DESIGN §1.2). Sums and velocities
     run over blocks of ``chunk_size`` particles (default: from the number of nodes, so that a
     block's ``chunk × nodes`` table fits in cache; multiples of 128 are fastest); results do
@@ -33,7 +33,7 @@ class MeanFieldGame(eqx.Module):
     data: Quadrature
     latent: Quadrature
     lam: Scalar
-    loss: str = eqx.field(static=True)
+    loss: AbstractLoss
     chunk_size: int | None = eqx.field(static=True)
 
     def __init__(
@@ -43,11 +43,10 @@ class MeanFieldGame(eqx.Module):
         data: Quadrature,
         latent: Quadrature,
         lam: ScalarLike = 1.0,
-        loss: str = "wgan",
+        loss: AbstractLoss | None = None,
         chunk_size: int | None = None,
     ):
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
+        loss = strategy("loss", Wasserstein() if loss is None else loss, AbstractLoss)
         if data.dim != generator.data_dim or critic.data_dim != generator.data_dim:
             raise ValueError(
                 f"dimension mismatch: data lives in R^{data.dim}, the generator outputs "
@@ -104,33 +103,20 @@ class MeanFieldGame(eqx.Module):
 
         return particle_sum(block, critic.positions, critic.weights, self.chunk(x.shape[0]))
 
-    def objective_from_logits(
-        self, real: Float[Array, " m"], fake: Float[Array, " b"], player: str = "critic"
-    ) -> Scalar:
-        """``player``'s objective (``"critic"`` ascends, ``"generator"`` descends) from the
-        critic's values at the data nodes (``real``) and at the generated points (``fake``)."""
-        if player not in ("critic", "generator"):
-            raise ValueError(f"unknown player {player!r}; allowed: 'critic', 'generator'")
-        if player == "generator" and self.loss == "nonsaturating":
-            return -self.latent.weights @ jax.nn.log_sigmoid(fake)
-        if self.loss == "wgan":
-            return self.data.weights @ real - self.latent.weights @ fake
-        return self.data.weights @ jax.nn.log_sigmoid(real) + self.latent.weights @ (
-            jax.nn.log_sigmoid(-fake)
-        )
-
-    def _critic_logits(self, gen: ParticleMeasure, critic: ParticleMeasure):
+    def _critic_values(self, gen: ParticleMeasure, critic: ParticleMeasure):
+        """The loss's arguments: ``D`` at the data nodes and at the generated points, and
+        the two rules' weights."""
         real = self.critique(critic, self.data.nodes)
         fake = self.critique(critic, self.generate(gen, self.latent.nodes))
-        return real, fake
+        return real, fake, self.data.weights, self.latent.weights
 
     def critic_objective(self, gen: ParticleMeasure, critic: ParticleMeasure) -> Scalar:
-        """What the critic ascends (``F`` for ``wgan`` and ``minimax``)."""
-        return self.objective_from_logits(*self._critic_logits(gen, critic), "critic")
+        """What the critic ascends (``F``)."""
+        return self.loss.critic_objective(*self._critic_values(gen, critic))
 
     def generator_objective(self, gen: ParticleMeasure, critic: ParticleMeasure) -> Scalar:
-        """What the generator descends (``F`` itself except for ``nonsaturating``)."""
-        return self.objective_from_logits(*self._critic_logits(gen, critic), "generator")
+        """What the generator descends (``F`` itself except for :class:`NonSaturating`)."""
+        return self.loss.generator_objective(*self._critic_values(gen, critic))
 
     def value(self, gen: ParticleMeasure, critic: ParticleMeasure) -> Scalar:
         """The game's value ``F(μ, ν)`` (the critic's objective)."""

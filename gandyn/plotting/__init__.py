@@ -1,8 +1,9 @@
 """Plots (matplotlib, Agg backend).
 
-Only the CLI, experiments' plot functions and notebooks import this package; core modules
-never do. Every plot goes through :func:`finite`, so a run that went non-finite still gets
-its figures: what cannot be drawn is left out and the axes say so.
+Only the CLI's write path, sweeps' plots and notebooks import this package; core modules
+never do. Each experiment's plots are found by its name in :mod:`gandyn.plotting.registry`.
+Every plot goes through :func:`finite`, so a run that went non-finite still gets its
+figures: what cannot be drawn is left out and the axes say so.
 """
 
 from pathlib import Path

@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..experiments.algorithm import CONTINUOUS, OBSERVABLES  # noqa: E402
 from ..experiments.registry import Result  # noqa: E402
 from . import finite, save_figure, span  # noqa: E402
 
@@ -23,10 +22,9 @@ OBSERVABLE_LABELS = {
 }
 
 
-def _gap_panel(ax, x, gaps, slope, ci, expected: float, label: str) -> None:
-    """Headline gap (the continuous observables), mean over seeds (bars: ± one standard
-    error), with the fitted and expected lines."""
-    total = gaps[..., [OBSERVABLES.index(name) for name in CONTINUOUS]].sum(axis=2)
+def _gap_panel(ax, x, total, slope, ci, expected: float, label: str) -> None:
+    """Headline gap ``total`` (runs × seeds: the continuous observables' gaps summed),
+    mean over seeds (bars: ± one standard error), with the fitted and expected lines."""
     mean = finite(ax, total.mean(axis=1), x, label)
     err = total.std(axis=1, ddof=1) / np.sqrt(total.shape[1]) if total.shape[1] > 1 else None
     err = None if err is None else finite(ax, err, x, label)
@@ -52,7 +50,7 @@ def plot_gaps(result: Result, path: Path) -> Path:
     _gap_panel(
         axes[0],
         traj["widths"],
-        traj["gap_width"],
+        traj["gap_width_total"],
         summary["slope_width"],
         summary["slope_width_ci95"],
         -0.5,
@@ -62,7 +60,7 @@ def plot_gaps(result: Result, path: Path) -> Path:
     _gap_panel(
         axes[1],
         traj["etas"],
-        traj["gap_eta"],
+        traj["gap_eta_total"],
         summary["slope_eta"],
         summary["slope_eta_ci95"],
         summary["slope_eta_expected"],

@@ -9,11 +9,10 @@ from .algorithm import (
 )
 from .particles import (
     SOLVERS as SOLVERS,
-    MeanFieldProblem as MeanFieldProblem,
-    MeanFieldState as MeanFieldState,
     Trajectory as Trajectory,
     save_grid as save_grid,
     simulate as simulate,
+    simulate_checkpointed as simulate_checkpointed,
     solver_by_name as solver_by_name,
     stability_bound as stability_bound,
 )

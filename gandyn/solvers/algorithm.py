@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -28,25 +28,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import positive
+from .._checks import positive, strategy
+from .._optax import GRADIENT, descent
 from .._types import Array, Float, Int, PRNGKeyArray, Scalar, ScalarLike
+from ..checkpoint import CheckpointSpec, plan_segments, run_segments
+from ..constraints import AbstractConstraint
+from ..diagnostics import default_diagnostics
 from ..distributions import Quadrature
-from ..games import MeanFieldGame, first_variation_gradient
-from .particles import Diagnostic, MeanFieldProblem, MeanFieldState, Trajectory, save_grid
-
-if TYPE_CHECKING:
-    from ..checkpoint import CheckpointSpec
-
-UPDATES = ("alternating", "simultaneous")
-CLIP_ORDERS = ("after", "before")
-OPTIMIZERS = {"sgd": optax.sgd, "rmsprop": optax.rmsprop, "adam": optax.adam}
-
-
-def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
-    return value
-
+from ..games import (
+    Diagnostic,
+    MeanFieldGame,
+    MeanFieldProblem,
+    MeanFieldState,
+    first_variation_gradient,
+)
+from .particles import Trajectory, save_grid
 
 # ----------------------------------------------------------------------------- batches
 
@@ -134,6 +130,74 @@ class Minibatch(AbstractBatches):
         )
 
 
+# ----------------------------------------------------------------------------- orders
+
+
+class AbstractUpdateOrder(eqx.Module):
+    """Which critic the generator's step reads within one iteration of the algorithm."""
+
+    @abc.abstractmethod
+    def iterate(
+        self,
+        critic_steps: Callable[[Array], tuple[Array, Any]],
+        generator_gradient: Callable[[Array], Array],
+        critic: Array,
+    ) -> tuple[Array, tuple[Array, Any]]:
+        """``generator_gradient`` at the critic it reads, and ``critic_steps(critic)`` (the
+        new critic and its optimizer state); ``critic`` is the one the iteration starts
+        from."""
+
+
+class Alternating(AbstractUpdateOrder):
+    """The critic steps, then the generator reads the new critic."""
+
+    def iterate(self, critic_steps, generator_gradient, critic):
+        stepped = critic_steps(critic)
+        return generator_gradient(stepped[0]), stepped
+
+
+class Simultaneous(AbstractUpdateOrder):
+    """The generator step and the critic steps all read the critic the iteration starts
+    from."""
+
+    def iterate(self, critic_steps, generator_gradient, critic):
+        return generator_gradient(critic), critic_steps(critic)
+
+
+class AbstractClipOrder(eqx.Module):
+    """Where a projecting constraint (``HardClip``) acts in a critic step: on the critic a
+    gradient reads (``read``) or on the critic a step stores (``store``)."""
+
+    @abc.abstractmethod
+    def read(self, constraint: AbstractConstraint, critic: Array) -> Array:
+        """The critic as the gradients read it."""
+
+    @abc.abstractmethod
+    def store(self, constraint: AbstractConstraint, critic: Array) -> Array:
+        """The critic as a step leaves it."""
+
+
+class ClipAfter(AbstractClipOrder):
+    """Project after each critic step: every stored critic coordinate is in ``[−c, c]``."""
+
+    def read(self, constraint, critic):
+        return critic
+
+    def store(self, constraint, critic):
+        return constraint.project(critic)
+
+
+class ClipBefore(AbstractClipOrder):
+    """Project before each gradient (the original WGAN code): the stored critic may overshoot
+    the wall by one step, and the generator of an alternating iteration reads it so."""
+
+    def read(self, constraint, critic):
+        return constraint.project(critic)
+
+    def store(self, constraint, critic):
+        return critic
+
+
 # ----------------------------------------------------------------------------- algorithm
 
 
@@ -144,28 +208,30 @@ class WGANAlgorithm(eqx.Module):
       steps, so it is concrete when training starts); ``eta_d``: critic step ``η_D``
       (default: ``λ η_G / n_critic`` from the game's ``lam``);
     - ``n_critic``: critic steps per generator step;
-    - ``updates``: ``"alternating"`` (the critic steps, then the generator reads the new
-      critic) or ``"simultaneous"`` (the generator step and the critic steps all read the
-      state at the start of the iteration);
-    - ``clip``: ``"after"`` each critic step (every stored critic coordinate is in
-      ``[−c, c]``) or ``"before"`` it (the original WGAN code: the gradient is taken at the
-      clipped critic, the stored critic may overshoot the wall by one step and the generator
-      of an alternating step reads it unclipped). Only projecting constraints (``HardClip``)
-      clip; others enter through their velocity (penalty, reparametrisation);
-    - ``optimizer``: ``"sgd"``, ``"rmsprop"`` or ``"adam"`` (optax, default settings) fed the
-      mean-field gradients; for the critic, with a projecting constraint the raw gradient
-      ``g`` (the literal algorithm), otherwise the constraint's velocity at ``λ g`` divided
-      by ``λ`` (its smoothing acts per unit of ODE time, as in the ODE);
+    - ``updates``: an :class:`AbstractUpdateOrder`, :class:`Alternating` (default) or
+      :class:`Simultaneous`;
+    - ``clip``: an :class:`AbstractClipOrder`, :class:`ClipAfter` (default) or
+      :class:`ClipBefore`. Only projecting constraints (``HardClip``) clip; others enter
+      through their velocity (penalty, reparametrisation);
+    - ``optimizer``: an optax ``GradientTransformation`` without its step, e.g.
+      ``optax.scale_by_adam()`` (default: the gradient itself, i.e. sgd); the step is
+      appended, ``optax.scale_by_learning_rate`` at ``η_G`` for the generator and at ``η_D``
+      for the critic, so that the steps stay traced arrays (``optax.scale_by_rms()`` then
+      gives ``optax.rmsprop(η)``'s updates; reuse one object across runs: compilations
+      are keyed on its functions). It is fed the mean-field gradients; for the
+      critic, with a projecting constraint the raw gradient ``g`` (the literal algorithm),
+      otherwise the constraint's velocity at ``λ g`` divided by ``λ`` (its smoothing acts per
+      unit of ODE time, as in the ODE);
     - ``batches``: :class:`FullBatch` (default) or :class:`Minibatch`.
     """
 
     eta: Scalar
     eta_d: Scalar | None
     batches: AbstractBatches
+    updates: AbstractUpdateOrder
+    clip: AbstractClipOrder
+    optimizer: optax.GradientTransformation
     n_critic: int = eqx.field(static=True)
-    updates: str = eqx.field(static=True)
-    clip: str = eqx.field(static=True)
-    optimizer: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -173,9 +239,9 @@ class WGANAlgorithm(eqx.Module):
         *,
         eta_d: ScalarLike | None = None,
         n_critic: int = 1,
-        updates: str = "alternating",
-        clip: str = "after",
-        optimizer: str = "sgd",
+        updates: AbstractUpdateOrder | None = None,
+        clip: AbstractClipOrder | None = None,
+        optimizer: optax.GradientTransformation = GRADIENT,
         batches: AbstractBatches | None = None,
     ):
         self.eta = positive("eta", eta)
@@ -183,9 +249,11 @@ class WGANAlgorithm(eqx.Module):
         if isinstance(n_critic, bool) or not isinstance(n_critic, int | np.integer) or n_critic < 1:
             raise ValueError(f"n_critic must be an integer >= 1, got {n_critic!r}")
         self.n_critic = int(n_critic)
-        self.updates = _choice("updates", updates, UPDATES)
-        self.clip = _choice("clip order", clip, CLIP_ORDERS)
-        self.optimizer = _choice("optimizer", optimizer, tuple(OPTIMIZERS))
+        self.updates = strategy(
+            "updates", Alternating() if updates is None else updates, AbstractUpdateOrder
+        )
+        self.clip = strategy("clip", ClipAfter() if clip is None else clip, AbstractClipOrder)
+        self.optimizer = strategy("optimizer", optimizer, optax.GradientTransformation)
         self.batches = FullBatch() if batches is None else batches
 
     def critic_step_size(self, game: MeanFieldGame) -> Scalar:
@@ -226,11 +294,10 @@ class _Carry(eqx.Module):
 
 def _iteration(problem: MeanFieldProblem, algorithm: WGANAlgorithm, eta_d: Scalar):
     """One generator step (with its ``n_critic`` critic steps) as ``(carry, key) -> carry``."""
-    constraint = problem.constraint
-    opt_gen = OPTIMIZERS[algorithm.optimizer](algorithm.eta)
-    opt_critic = OPTIMIZERS[algorithm.optimizer](eta_d)
+    constraint, clip = problem.constraint, algorithm.clip
+    opt_gen = descent(algorithm.optimizer, algorithm.eta)
+    opt_critic = descent(algorithm.optimizer, eta_d)
     batches = algorithm.batches
-    before = algorithm.clip == "before"
     lam = algorithm.n_critic * eta_d / algorithm.eta
 
     def batch_game(key):
@@ -242,32 +309,29 @@ def _iteration(problem: MeanFieldProblem, algorithm: WGANAlgorithm, eta_d: Scala
 
     def critic_step(theta, carry, key):
         u, opt_state = carry
-        if before:
-            u = constraint.project(u)
+        u = clip.read(constraint, u)
         g = _critic_gradient(problem, batch_game(key), theta, u)
         # a constraint's velocity is per unit of ODE time (PenaltyClip's β): take it at λ g
         direction = g if constraint.projects else constraint.velocity(u, lam * g) / lam
         step, opt_state = opt_critic.update(-direction, opt_state, u)
         u = jnp.asarray(optax.apply_updates(u, step))
-        if not before:
-            u = constraint.project(u)
-        return (u, opt_state), None
+        return (clip.store(constraint, u), opt_state), None
 
     def iteration(carry: _Carry, key) -> _Carry:
         key_gen, key_critic = jax.random.split(key)
-        theta, u = carry.state.generator, carry.state.critic
-        if before:
-            u = constraint.project(u)
-        if algorithm.updates == "simultaneous":
-            g_gen = generator_descent(theta, u, key_gen)
-        (u, opt_critic_state), _ = jax.lax.scan(
-            lambda c, k: critic_step(theta, c, k),
-            (u, carry.opt_critic),
-            jax.random.split(key_critic, algorithm.n_critic),
+        theta = carry.state.generator
+
+        def critic_steps(u):
+            keys = jax.random.split(key_critic, algorithm.n_critic)
+            steps = jax.lax.scan(lambda c, k: critic_step(theta, c, k), (u, carry.opt_critic), keys)
+            return steps[0]
+
+        g_gen, (u, opt_critic_state) = algorithm.updates.iterate(
+            critic_steps,
+            lambda u: generator_descent(theta, u, key_gen),
+            clip.read(constraint, carry.state.critic),
         )
-        if algorithm.updates == "alternating":
-            g_gen = generator_descent(theta, u, key_gen)
-        step, opt_gen_state = opt_gen.update(g_gen, carry.opt_gen, theta)  # pyright: ignore
+        step, opt_gen_state = opt_gen.update(g_gen, carry.opt_gen, theta)
         theta = jnp.asarray(optax.apply_updates(theta, step))
         return _Carry(MeanFieldState(theta, u), opt_gen_state, opt_critic_state)
 
@@ -326,8 +390,6 @@ def train_wgan(
     ``checkpoint.resume`` continues from the newest good one. ``progress`` shows a bar
     over the segments.
     """
-    from ..checkpoint import plan_segments, run_segments
-
     eta = float(algorithm.eta)
     t1 = float(t1)
     if not (np.isfinite(t1) and t1 > 0):
@@ -382,8 +444,6 @@ def train_wgan(
 
 
 def _diagnostics_or_default(diagnostics: Mapping[str, Diagnostic] | None) -> dict:
-    from ..diagnostics import default_diagnostics
-
     return default_diagnostics() if diagnostics is None else dict(diagnostics)
 
 

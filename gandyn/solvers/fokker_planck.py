@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -33,12 +33,10 @@ from jax.scipy.sparse.linalg import cg
 from jax.scipy.special import xlogy
 
 from .._types import Array, Float, Int
+from ..checkpoint import SEGMENTS, CheckpointSpec, run_segments
 from ..distributions import GaussianMixture
 from ..games.js import NORMALISATIONS
 from .grid import Grid, discretize, nonfinite_cells
-
-if TYPE_CHECKING:
-    from ..checkpoint import CheckpointSpec
 
 METHODS = ("explicit", "implicit")
 
@@ -333,8 +331,6 @@ def _segmented(op, start, intervals: int, scheme, spec: CheckpointSpec, progress
     """:func:`_intervals` in checkpointed segments: a whole number of intervals each, the
     divisor of ``intervals`` nearest to the wanted length (equal segments share one
     compilation)."""
-    from ..checkpoint import SEGMENTS, run_segments
-
     t1 = scheme[0] * scheme[1] * intervals
     want = intervals / SEGMENTS if spec.every is None else spec.every / t1 * intervals
     divisors = [d for d in range(1, intervals + 1) if intervals % d == 0]

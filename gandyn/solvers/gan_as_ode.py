@@ -13,208 +13,36 @@ One iteration, with latent nodes ``z_i`` and weights ``w_i`` (a fixed quadrature
 
 ``∇_θ MSE = ε c ∇_θ Σ w_i log(1 − D(G_θ(z_i)))`` at the start of step 3, so ``K = 1`` with
 SGD is the original GAN generator step with rate ``η = λε``. Iterations run in
-``lax.scan``; ``ε`` and ``λ`` are traced (sweep them with ``vmap``).
+``lax.scan``; ``ε`` and ``λ`` are traced (sweep them with ``vmap``). The generators are in
+:mod:`gandyn.networks`, the drift models beside their estimators in :mod:`gandyn.games.js`.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from .._checks import positive
-from .._types import Array, Float, Int, PRNGKeyArray, PyTree, Scalar, ScalarLike, Vector
+from .._checks import positive, strategy
+from .._optax import GRADIENT, descent
+from .._types import Array, Float, Int, PyTree, Scalar, ScalarLike
 from ..diagnostics import sliced_wasserstein1
-from ..distributions import Normal, Quadrature
+from ..distributions import Quadrature
 from ..games.js import (
     AbstractDriftEstimator,
-    Discriminator,
-    ExactDrift,
-    KDEDrift,
-    LogDensity,
-    NeuralDrift,
-    fit_discriminator,
+    AbstractDriftModel,
+    ExactDiscriminator,
     js_estimate,
     normalisation_factor,
-    optimizer_by_name,
 )
 from ..measure import ParticleMeasure
-from ..units import ACTIVATIONS
+from ..networks import AffineGenerator
 
 FITS = ("gradient", "lstsq")
-
-# ----------------------------------------------------------------------------- generators
-
-
-class AffineGenerator(eqx.Module):
-    """``G(z) = A z + b``: ``A (d, L)``, ``b (d,)``."""
-
-    A: Float[Array, "d L"]
-    b: Float[Array, " d"]
-
-    def __init__(self, A, b):
-        A, b = jnp.atleast_2d(jnp.asarray(A, float)), jnp.atleast_1d(jnp.asarray(b, float))
-        if b.shape != A.shape[:1]:
-            raise ValueError(f"need A (d, L) and b (d,), got A {A.shape} and b {b.shape}")
-        self.A, self.b = A, b
-
-    @property
-    def data_dim(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def latent_dim(self) -> int:
-        return self.A.shape[1]
-
-    def __call__(self, z: Vector) -> Vector:
-        return self.A @ z + self.b
-
-    def pushforward(self, latent: Normal) -> GaussianLaw:
-        """The generated law ``N(b, A diag(s²) Aᵀ)`` for the latent law ``N(0, diag(s²))``."""
-        cov = (self.A * latent.scale**2) @ self.A.T
-        return GaussianLaw(self.b + self.A @ latent.loc, cov)
-
-
-class MLPGenerator(eqx.Module):
-    """Equinox MLP ``R^L → R^d``."""
-
-    mlp: eqx.nn.MLP
-    data_dim: int = eqx.field(static=True)
-    latent_dim: int = eqx.field(static=True)
-
-    def __init__(
-        self,
-        latent_dim: int,
-        data_dim: int,
-        width: int,
-        depth: int,
-        *,
-        key: PRNGKeyArray,
-        activation: str = "tanh",
-    ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}"
-            )
-        self.data_dim, self.latent_dim = data_dim, latent_dim
-        self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, ACTIVATIONS[activation], key=key)
-
-    def __call__(self, z: Vector) -> Vector:
-        return self.mlp(z)
-
-
-class GaussianLaw(eqx.Module):
-    """``N(mean, cov)`` on R^d with a log density (the affine generator's law)."""
-
-    mean: Vector
-    cov: Float[Array, "d d"]
-
-    @property
-    def dim(self) -> int:
-        return self.mean.shape[0]
-
-    def log_prob(self, x: Vector) -> Scalar:
-        chol = jnp.linalg.cholesky(self.cov)
-        r = jax.scipy.linalg.solve_triangular(chol, x - self.mean, lower=True)
-        log_det = jnp.sum(jnp.log(jnp.diag(chol)))
-        return -0.5 * r @ r - log_det - 0.5 * self.dim * jnp.log(2 * jnp.pi)
-
-
-# ----------------------------------------------------------------------------- drift models
-
-
-class AbstractDriftModel(eqx.Module):
-    """How the algorithm obtains ``ℓ̂`` each iteration: a state (e.g. a warm-started
-    discriminator) updated from the data points and the generated points."""
-
-    @abc.abstractmethod
-    def init(self, generator, data: ParticleMeasure, fake: ParticleMeasure) -> PyTree:
-        """The state before the first iteration."""
-
-    @abc.abstractmethod
-    def update(
-        self, state: PyTree, generator, data: ParticleMeasure, fake: ParticleMeasure
-    ) -> tuple[PyTree, AbstractDriftEstimator]:
-        """New state and the estimator for the generated points ``fake``."""
-
-
-class TrainedDiscriminator(AbstractDriftModel):
-    """A :class:`Discriminator` trained by BCE: ``n_init_steps`` before the first
-    iteration, then ``n_steps`` per iteration, warm-started (parameters and optimizer
-    state carried over)."""
-
-    discriminator: Discriminator
-    lr: Scalar
-    n_steps: int = eqx.field(static=True)
-    n_init_steps: int = eqx.field(static=True)
-    optimizer: str = eqx.field(static=True)
-
-    def __init__(
-        self,
-        discriminator: Discriminator,
-        lr: ScalarLike = 1e-2,
-        n_steps: int = 5,
-        n_init_steps: int = 200,
-        optimizer: str = "adam",
-    ):
-        optimizer_by_name(optimizer, 1.0)
-        if n_steps < 1 or n_init_steps < 0:
-            raise ValueError(
-                f"n_steps must be >= 1 and n_init_steps >= 0, got {n_steps} and {n_init_steps}"
-            )
-        self.discriminator, self.optimizer = discriminator, optimizer
-        self.lr = positive("lr", lr)
-        self.n_steps, self.n_init_steps = n_steps, n_init_steps
-
-    def init(self, generator, data, fake):
-        opt = optimizer_by_name(self.optimizer, self.lr)
-        opt_state = opt.init(eqx.filter(self.discriminator, eqx.is_inexact_array))
-        disc, opt_state, _ = fit_discriminator(
-            self.discriminator, opt_state, opt, data, fake, self.n_init_steps
-        )
-        return disc, opt_state
-
-    def update(self, state, generator, data, fake):
-        opt = optimizer_by_name(self.optimizer, self.lr)
-        disc, opt_state = state
-        disc, opt_state, _ = fit_discriminator(disc, opt_state, opt, data, fake, self.n_steps)
-        return (disc, opt_state), NeuralDrift(disc)
-
-
-class KernelDiscriminator(AbstractDriftModel):
-    """``ℓ̂ = log ρ_d − log KDE(generated points)`` (see :class:`KDEDrift`); no state."""
-
-    estimator: KDEDrift
-
-    def __init__(self, data: LogDensity, bandwidth: ScalarLike = 1.0, rule: str = "silverman"):
-        self.estimator = KDEDrift(data, bandwidth, rule)
-
-    def init(self, generator, data, fake):
-        return None
-
-    def update(self, state, generator, data, fake):
-        return None, self.estimator
-
-
-class ExactDiscriminator(AbstractDriftModel):
-    """The optimal discriminator ``D* = ρ_d/(ρ_d + ρ_t)`` of an :class:`AffineGenerator`,
-    ``ρ_t`` its exact Gaussian law for the latent law ``latent``; no state."""
-
-    data: LogDensity
-    latent: Normal
-
-    def init(self, generator, data, fake):
-        return None
-
-    def update(self, state, generator, data, fake):
-        return None, ExactDrift(self.data, generator.pushforward(self.latent))
-
-
-# ----------------------------------------------------------------------------- algorithm
 
 
 class GANState(eqx.Module):
@@ -227,17 +55,18 @@ class GANState(eqx.Module):
 
 class GANAsODE(eqx.Module):
     """One configuration of the algorithm. ``eps`` (Euler step ``ε``) and ``lr`` (``λ``)
-    are traced; ``K``, ``fit`` (``"gradient"`` or ``"lstsq"``), ``optimizer`` (``"sgd"``,
-    ``"adam"``) and ``normalisation`` (``"v"``, ``"js"``) are static."""
+    are traced; ``K``, ``fit`` (``"gradient"`` or ``"lstsq"``) and ``normalisation``
+    (``"v"``, ``"js"``) are static. ``optimizer`` fits the generator: an optax transformation
+    without its step (default: the gradient itself, i.e. sgd), the step ``lr`` appended."""
 
     drift_model: AbstractDriftModel
     latent: Quadrature
     data: Quadrature
     eps: Scalar
     lr: Scalar
+    optimizer: optax.GradientTransformation
     K: int = eqx.field(static=True)
     fit: str = eqx.field(static=True)
-    optimizer: str = eqx.field(static=True)
     normalisation: str = eqx.field(static=True)
 
     def __init__(
@@ -250,11 +79,10 @@ class GANAsODE(eqx.Module):
         lr: ScalarLike,
         K: int = 1,
         fit: str = "gradient",
-        optimizer: str = "sgd",
+        optimizer: optax.GradientTransformation = GRADIENT,
         normalisation: str = "v",
     ):
         normalisation_factor(normalisation)
-        optimizer_by_name(optimizer, 1.0)
         if fit not in FITS:
             raise ValueError(f"unknown fit {fit!r}; allowed: {', '.join(FITS)}")
         if not isinstance(K, int | np.integer) or K < 1:
@@ -264,7 +92,8 @@ class GANAsODE(eqx.Module):
         self.drift_model, self.latent, self.data = drift_model, latent, data
         self.eps = positive("eps", eps).astype(latent.nodes.dtype)
         self.lr = positive("lr", lr).astype(latent.nodes.dtype)
-        self.K, self.fit, self.optimizer, self.normalisation = int(K), fit, optimizer, normalisation
+        self.optimizer = strategy("optimizer", optimizer, optax.GradientTransformation)
+        self.K, self.fit, self.normalisation = int(K), fit, normalisation
 
     def _check(self, generator) -> None:
         out = jax.eval_shape(jax.vmap(generator), self.latent.nodes)
@@ -292,7 +121,7 @@ class GANAsODE(eqx.Module):
         """The state before the first iteration (pre-trains a trained discriminator)."""
         self._check(generator)
         _, fake, data = self._measures(generator)
-        opt = optimizer_by_name(self.optimizer, self.lr)
+        opt = descent(self.optimizer, self.lr)
         return GANState(
             generator,
             opt.init(eqx.filter(generator, eqx.is_inexact_array)),
@@ -310,7 +139,7 @@ class GANAsODE(eqx.Module):
         drift_state, estimator = self.drift_model.update(
             state.drift_state, state.generator, data, fake
         )
-        v = normalisation_factor(self.normalisation) * estimator.drift(y, fake)
+        v = estimator.velocity(y, fake, normalisation=self.normalisation)
         return drift_state, estimator, y, y + self.eps * v
 
     def _lstsq(self, targets: Float[Array, "m d"]) -> AffineGenerator:
@@ -323,7 +152,7 @@ class GANAsODE(eqx.Module):
         """Step 3: the fitted generator and optimizer state."""
         if self.fit == "lstsq":
             return self._lstsq(targets), state.opt_state
-        opt = optimizer_by_name(self.optimizer, self.lr)
+        opt = descent(self.optimizer, self.lr)
         params, static = eqx.partition(state.generator, eqx.is_inexact_array)
 
         def step(carry, _):

@@ -3,8 +3,9 @@
 A density on a grid is the weighted measure ``Σ_i m_i δ_{x_i}`` at the cell centres (cell
 masses ``m_i``), so the game's velocity (``games/velocity.py``) is evaluated at the cell
 faces by the very probe mechanism the particle solver uses. Each player has its own grid;
-the game sees both as measures. Fluxes are upwind (first order) or a MUSCL reconstruction
-with the minmod limiter (second order, stepped with SSP Runge–Kutta 2). The walls of a box
+the game sees both as measures. Fluxes follow the problem's scheme (``solvers/schemes.py``):
+:class:`Upwind` (first order) or :class:`MUSCL`, a reconstruction with the minmod limiter
+(second order, stepped with SSP Runge–Kutta 2). The walls of a box
 carry zero flux: for the critic on ``[−c, c]^q`` this is the sticky projected dynamics of
 ``HardClip`` (§1.3), mass piles into the wall cells and the discrete sup-norm grows like
 ``1/Δx`` after first contact.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -32,18 +33,14 @@ import numpy as np
 from jax.core import Tracer
 from jax.scipy.special import ndtr
 
+from .._checks import strategy
 from .._types import Array, Bool, Float, Int
+from ..checkpoint import SEGMENTS, CheckpointSpec, run_segments
 from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyClip
 from ..distributions import GaussianMixture, Normal
 from ..games import MeanFieldGame, critic_velocity, generator_velocity
 from ..measure import ParticleMeasure
-
-if TYPE_CHECKING:
-    from ..checkpoint import CheckpointSpec
-
-SCHEMES = ("upwind", "muscl")
-CFL_LIMITS = {"upwind": 1.0, "muscl": 0.5}
-"""Largest Courant number (``dt`` × outflow rate) at which a step keeps masses non-negative."""
+from .schemes import AbstractScheme, Upwind
 
 
 class Grid(eqx.Module):
@@ -197,29 +194,6 @@ _jit_cell_masses = eqx.filter_jit(cell_masses)
 # ----------------------------------------------------------------------------- fluxes
 
 
-def _minmod(a: Array, b: Array) -> Array:
-    return jnp.where(a * b > 0, jnp.sign(a) * jnp.minimum(jnp.abs(a), jnp.abs(b)), 0.0)
-
-
-def _face_states(rho: Array, axis: int, scheme: str) -> tuple[Array, Array]:
-    """Densities reconstructed on the left and right of each interior face along ``axis``."""
-    n = rho.shape[axis]
-    left = jax.lax.slice_in_dim(rho, 0, n - 1, axis=axis)
-    right = jax.lax.slice_in_dim(rho, 1, n, axis=axis)
-    if scheme == "upwind":
-        return left, right
-    pad = [(0, 0)] * rho.ndim
-    pad[axis] = (1, 1)
-    jumps = jnp.pad(jnp.diff(rho, axis=axis), pad)  # zero slope in the wall cells
-    slope = _minmod(
-        jax.lax.slice_in_dim(jumps, 0, n, axis=axis),
-        jax.lax.slice_in_dim(jumps, 1, n + 1, axis=axis),
-    )
-    half_left = 0.5 * jax.lax.slice_in_dim(slope, 0, n - 1, axis=axis)
-    half_right = 0.5 * jax.lax.slice_in_dim(slope, 1, n, axis=axis)
-    return left + half_left, right - half_right
-
-
 def _wall_pad(face_values: Array, axis: int) -> Array:
     """Interior face values with a zero at both walls along ``axis``."""
     pad = [(0, 0)] * face_values.ndim
@@ -228,7 +202,7 @@ def _wall_pad(face_values: Array, axis: int) -> Array:
 
 
 def transport_rate(
-    grid: Grid, masses: Float[Array, "..."], velocities: Sequence[Array], scheme: str
+    grid: Grid, masses: Float[Array, "..."], velocities: Sequence[Array], scheme: AbstractScheme
 ) -> Float[Array, "..."]:
     """``dm/dt = −Σ_k (F_{k,i+½} − F_{k,i−½}) |face|`` with zero flux through the walls.
 
@@ -238,7 +212,7 @@ def transport_rate(
     rho = masses / grid.volume
     rate = jnp.zeros_like(masses)
     for axis, a in enumerate(velocities):
-        left, right = _face_states(rho, axis, scheme)
+        left, right = scheme.face_states(rho, axis)
         flux = jnp.maximum(a, 0) * left + jnp.minimum(a, 0) * right
         area = grid.volume / grid.spacing[axis]
         rate = rate - jnp.diff(_wall_pad(flux, axis), axis=axis) * area
@@ -296,14 +270,15 @@ class ContinuityProblem(eqx.Module):
     the constraint's coordinates ``u`` (``ω = constraint.observe(u)``; ``u = ω`` except for
     ``SmoothClip``). Velocities at the faces are :func:`generator_velocity` and
     :func:`critic_velocity` at the face points, the critic's passed through
-    ``constraint.velocity`` (so ``PenaltyClip`` adds ``−β(ω − Π ω)``).
+    ``constraint.velocity`` (so ``PenaltyClip`` adds ``−β(ω − Π ω)``). ``scheme``: an
+    :class:`~gandyn.AbstractScheme` (default :class:`~gandyn.Upwind`).
     """
 
     game: MeanFieldGame
     constraint: AbstractConstraint
     generator_grid: Grid
     critic_grid: Grid
-    scheme: str = eqx.field(static=True)
+    scheme: AbstractScheme
 
     def __init__(
         self,
@@ -311,10 +286,14 @@ class ContinuityProblem(eqx.Module):
         constraint: AbstractConstraint | None,
         generator_grid: Grid,
         critic_grid: Grid,
-        scheme: str = "upwind",
+        scheme: AbstractScheme | None = None,
     ):
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+        scheme = strategy("scheme", Upwind() if scheme is None else scheme, AbstractScheme)
+        if scheme.stages not in (1, 2):
+            raise ValueError(
+                f"{type(scheme).__name__} has {scheme.stages} stages; the grid solver steps "
+                "1 (forward Euler) or 2 (SSP Runge–Kutta 2)"
+            )
         for name, grid, unit in (
             ("generator", generator_grid, game.generator),
             ("critic", critic_grid, game.critic),
@@ -502,14 +481,14 @@ def solve_continuity(
     land on the save times anyway, so the result is the one-call result bit for bit.
     ``progress`` shows a bar over the segments.
     """
-    limit = CFL_LIMITS[problem.scheme]
+    limit = problem.scheme.cfl_limit
     t1 = float(t1)
     if not (math.isfinite(t1) and t1 > 0):
         raise ValueError(f"t1 must be finite and positive, got {t1}")
     courant = 0.9 * limit if courant is None else float(courant)
     if not 0 < courant <= limit:
         raise ValueError(
-            f"courant must be in (0, {limit:g}] for the {problem.scheme} scheme, got {courant}"
+            f"courant must be in (0, {limit:g}] for {type(problem.scheme).__name__}, got {courant}"
         )
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be finite and positive, got {dt}")
@@ -550,11 +529,11 @@ def _initial_outflow(problem: ContinuityProblem, state: GridState) -> Float[Arra
     return problem.rate(state)[1]
 
 
-def _cfl_message(scheme: str, dt: float, number: float, t: float, outflow) -> str:
-    limit = CFL_LIMITS[scheme]
+def _cfl_message(scheme: AbstractScheme, dt: float, number: float, t: float, outflow) -> str:
+    limit = scheme.cfl_limit
     largest = f" (largest stable dt there: {limit / float(outflow):.4g})" if outflow else ""
     return (
-        f"dt = {dt:g} violates the CFL limit of the {scheme} scheme: Courant number "
+        f"dt = {dt:g} violates the CFL limit of {type(scheme).__name__}: Courant number "
         f"{number:.4g} > {limit:g} after t = {t:.6g}{largest}; pass a smaller dt, or dt=None "
         "for CFL steps"
     )
@@ -568,8 +547,6 @@ def _segmented(problem, carry, ts, snap_index, steps, spec: CheckpointSpec, prog
     """:func:`_advance` over segments of the save times, checkpointed after each; the
     last segment is padded with repeats of ``t1`` (no steps; dropped) so that all share
     one compilation."""
-    from ..checkpoint import SEGMENTS, run_segments
-
     count = ts.size
     if spec.every is None:
         per = -(-count // SEGMENTS)
@@ -613,8 +590,8 @@ def _advance(problem, carry, ts, snap_index, dt, courant, max_steps: int):
     """From ``carry = (t, state, steps so far, snapshot buffers)`` through the save times
     ``ts`` (snapshot slot per save in ``snap_index``, −1 for none): the new carry and the
     diagnostics at each save."""
-    two_stage = problem.scheme == "muscl"
-    limit = CFL_LIMITS[problem.scheme]
+    two_stage = problem.scheme.stages == 2
+    limit = problem.scheme.cfl_limit
     zero = jnp.zeros((), dtype=ts.dtype)
 
     def euler(y, dy, step):

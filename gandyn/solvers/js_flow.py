@@ -1,10 +1,9 @@
 """Particle ODE of the Jensen–Shannon flow on diffrax (DESIGN §2.1).
 
-``dY_i/dt = c v̂_t(Y_i)``, ``v̂ = sigmoid(ℓ̂) ∇ℓ̂`` from any drift estimator, ``c = 1``
-(normalisation ``"v"``) or ``½`` (``"js"``). With a :class:`~gandyn.games.js.NeuralDrift` the
-discriminator's parameters ``φ`` are part of the state and follow the gradient flow of the
-binary cross-entropy, ``dφ/dt = rate ∇_φ [E_ρd log D_φ + E_ρt log(1 − D_φ)]`` — the
-two-time-scale limit of training the discriminator between generator steps.
+``dY_i/dt = c v̂_t(Y_i)``, the velocity of any drift estimator
+(:meth:`~gandyn.AbstractDriftEstimator.velocity`). The estimator's ``parameters`` (a
+:class:`~gandyn.NeuralDrift`'s ``φ``) are part of the state and move at ``rate`` times
+their :meth:`~gandyn.AbstractDriftEstimator.parameter_velocity`.
 """
 
 from __future__ import annotations
@@ -19,23 +18,17 @@ import numpy as np
 
 from .._types import Array, Float, Int, PyTree, Scalar, ScalarLike
 from ..diagnostics import sliced_wasserstein1
-from ..games.js import (
-    AbstractDriftEstimator,
-    NeuralDrift,
-    discriminator_objective,
-    js_estimate,
-    normalisation_factor,
-)
+from ..games.js import AbstractDriftEstimator, js_estimate, normalisation_factor
 from ..measure import ParticleMeasure
 from .particles import nonfinite_state, save_grid, solver_by_name
 
 
 class JSFlowState(eqx.Module):
-    """Particle positions ``(n, d)`` and, for a neural drift, the discriminator's
-    parameters (``None`` otherwise)."""
+    """Particle positions ``(n, d)`` and the estimator's ``parameters`` (a neural drift's
+    ``φ``; ``None`` for an estimator without any)."""
 
     particles: Float[Array, "n d"]
-    discriminator: PyTree
+    parameters: PyTree
 
 
 class JSFlowProblem(eqx.Module):
@@ -64,46 +57,30 @@ class JSFlowProblem(eqx.Module):
     def measure(self, state: JSFlowState) -> ParticleMeasure:
         return ParticleMeasure(state.particles, self.weights)
 
-    def _discriminator(self, params: PyTree):
-        assert isinstance(self.estimator, NeuralDrift)
-        _, static = eqx.partition(self.estimator.discriminator, eqx.is_inexact_array)
-        return eqx.combine(params, static)
-
     def current_estimator(self, state: JSFlowState) -> AbstractDriftEstimator:
-        """The estimator with the discriminator read from the state (neural drift)."""
-        if isinstance(self.estimator, NeuralDrift):
-            return NeuralDrift(self._discriminator(state.discriminator))
-        return self.estimator
+        """The estimator with the parameters read from the state."""
+        return self.estimator.with_parameters(state.parameters)
 
     def velocity(self, t, state: JSFlowState) -> Float[Array, "n d"]:
         """``c v̂`` at the particles."""
-        measure = self.measure(state)
-        drift = self.current_estimator(state).drift(state.particles, measure, t)
-        return normalisation_factor(self.normalisation) * drift
+        estimator = self.current_estimator(state)
+        return estimator.velocity(state.particles, self.measure(state), t, self.normalisation)
 
     def vector_field(self, t, state: JSFlowState, args=None) -> JSFlowState:
         del args
-        d_disc = None
-        if isinstance(self.estimator, NeuralDrift):
-            measure = self.measure(state)
-            grad = jax.grad(
-                lambda p: discriminator_objective(self._discriminator(p), self.data, measure)
-            )(state.discriminator)
-            d_disc = jax.tree_util.tree_map(lambda g: self.rate * g, grad)
-        return JSFlowState(self.velocity(t, state), d_disc)
+        ascent = self.current_estimator(state).parameter_velocity(self.data, self.measure(state))
+        d_params = jax.tree_util.tree_map(lambda g: self.rate * g, ascent)
+        return JSFlowState(self.velocity(t, state), d_params)
 
     def initial_state(self, particles: Float[Array, "n d"]) -> JSFlowState:
-        """The state at ``t = 0``: ``particles`` and the estimator's discriminator parameters."""
+        """The state at ``t = 0``: ``particles`` and the estimator's ``parameters``."""
         particles = jnp.asarray(particles)
         if particles.ndim != 2 or particles.shape != (self.weights.shape[0], self.data.dim):
             raise ValueError(
                 f"particles must have shape ({self.weights.shape[0]}, {self.data.dim}) to match "
                 f"the weights and the data, got {particles.shape}"
             )
-        disc = None
-        if isinstance(self.estimator, NeuralDrift):
-            disc = eqx.filter(self.estimator.discriminator, eqx.is_inexact_array)
-        return JSFlowState(particles, disc)
+        return JSFlowState(particles, self.estimator.parameters())
 
 
 def flow_diagnostics(problem: JSFlowProblem, t, state: JSFlowState) -> dict[str, Array]:

@@ -1,9 +1,10 @@
-"""Particle (Lagrangian) integration of the mean-field continuity equations on diffrax."""
+"""Particle (Lagrangian) integration of the mean-field continuity equations on diffrax,
+in one solve or in checkpointed segments."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import diffrax
 import equinox as eqx
@@ -12,10 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .._types import Array, ArrayLike, Float, Int, PyTree, Scalar, Weights
-from ..constraints import AbstractConstraint, NoConstraint, SplitPenaltyClip
-from ..games import MeanFieldGame, critic_velocity, generator_velocity
-from ..measure import ParticleMeasure
+from .._types import Array, Float, Int
+from ..checkpoint import CheckpointSpec, plan_segments, run_segments
+from ..constraints import AbstractConstraint, SplitPenaltyClip
+from ..diagnostics import default_diagnostics
+from ..games import (
+    WALL_CONTACT,
+    Diagnostic,
+    MeanFieldProblem,
+    MeanFieldState,
+    Signal,
+    with_first_times,
+)
 from .projected import FirstTimesSolver, ProjectedSolver
 
 SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
@@ -130,114 +139,6 @@ def stiffness_guard(
         message = _remedy(constraint, solver, "take a smaller dt")
         state = eqx.error_if(
             state, rate * dt >= bound, f"beta * dt is not below {bound:.4g}, {message}"
-        )
-    return state
-
-
-class MeanFieldState(eqx.Module):
-    """Positions of both players: generator ``(n, p)``; critic ``(m, q)`` in the
-    constraint's coordinates (``u``; read ``ω = constraint.observe(u)``).
-
-    ``first_times``: event name → first time the event occurred so far (``inf``: not
-    yet), as :func:`simulate` leaves it in ``Trajectory.final``; a run started from such
-    a state continues it (checkpointed segments). ``None`` on a state no run has made.
-    """
-
-    generator: Float[Array, "n p"]
-    critic: Float[Array, "m q"]
-    first_times: dict[str, Float[ArrayLike, ""]] | None = None
-
-
-class MeanFieldProblem(eqx.Module):
-    """Everything but the solver: the game, the critic's constraint and the particle
-    weights (constant in time). Its ``vector_field`` is the mean-field ODE."""
-
-    game: MeanFieldGame
-    constraint: AbstractConstraint
-    generator_weights: Weights
-    critic_weights: Weights
-
-    def __init__(
-        self,
-        game: MeanFieldGame,
-        constraint: AbstractConstraint | None,
-        generator_weights: Weights,
-        critic_weights: Weights,
-    ):
-        self.game = game
-        self.constraint = NoConstraint() if constraint is None else constraint
-        self.generator_weights = jnp.asarray(generator_weights)
-        self.critic_weights = jnp.asarray(critic_weights)
-
-    @classmethod
-    def from_measures(
-        cls,
-        game: MeanFieldGame,
-        constraint: AbstractConstraint | None,
-        gen: ParticleMeasure,
-        critic: ParticleMeasure,
-    ) -> tuple[MeanFieldProblem, MeanFieldState]:
-        """The problem and its initial state for initial measures ``gen`` and ``critic``."""
-        if gen.dim != game.generator.param_dim:
-            raise ValueError(
-                f"generator particles have {gen.dim} coordinates, the unit needs "
-                f"{game.generator.param_dim}"
-            )
-        if critic.dim != game.critic.param_dim:
-            raise ValueError(
-                f"critic particles have {critic.dim} coordinates, the unit needs "
-                f"{game.critic.param_dim}"
-            )
-        problem = cls(game, constraint, gen.weights, critic.weights)
-        state = MeanFieldState(gen.positions, problem.constraint.to_state(critic.positions))
-        return problem, state
-
-    def measures(self, state: MeanFieldState) -> tuple[ParticleMeasure, ParticleMeasure]:
-        """Generator and critic measures (critic read through the constraint)."""
-        return (
-            ParticleMeasure(state.generator, self.generator_weights),
-            ParticleMeasure(self.constraint.observe(state.critic), self.critic_weights),
-        )
-
-    def vector_field(self, t, state: MeanFieldState, args=None) -> MeanFieldState:
-        """``d state/dt``: ``V_G`` for the generator, the constrained ``λ V_D`` for the critic."""
-        del t, args
-        gen, critic = self.measures(state)
-        v_gen = generator_velocity(self.game, gen, critic)
-        v_critic = critic_velocity(self.game, gen, critic)
-        return MeanFieldState(v_gen, self.constraint.velocity(state.critic, v_critic))
-
-    def project(self, state: MeanFieldState) -> MeanFieldState:
-        """The constraint's projection of the critic part."""
-        return MeanFieldState(state.generator, self.constraint.project(state.critic))
-
-    def wall_gap(self, state: MeanFieldState) -> Scalar:
-        """``max_k |u_k| − c`` over the critic's state: ``≥ 0`` exactly when some
-        coordinate is on (or past) a wall of the box (``−inf`` without walls)."""
-        return jnp.max(jnp.abs(state.critic)) - getattr(self.constraint, "c", jnp.inf)
-
-
-Diagnostic = Callable[[MeanFieldProblem, MeanFieldState], PyTree]
-Signal = Callable[[MeanFieldProblem, MeanFieldState], Scalar]
-"""An event of a run: it occurs when the signal is ``≥ 0``."""
-
-WALL_CONTACT: dict[str, Signal] = {"wall_contact": MeanFieldProblem.wall_gap}
-"""The events every run tracks unless told otherwise: some critic coordinate on a wall."""
-
-
-def with_first_times(
-    state: MeanFieldState, events: Mapping[str, Signal] = WALL_CONTACT
-) -> MeanFieldState:
-    """``state`` with a ``first_times`` entry for each of ``events``: its own if it has
-    them (it must track exactly these), otherwise ``inf`` (not yet)."""
-    if state.first_times is None:
-        # a host scalar, uncommitted: it follows the state onto whatever devices it is on
-        inf = np.full((), np.inf, dtype=jax.dtypes.canonicalize_dtype(float))
-        return MeanFieldState(state.generator, state.critic, {name: inf for name in events})
-    if set(state.first_times) != set(events):
-        raise ValueError(
-            f"the state tracks the events {sorted(state.first_times)}, the run "
-            f"{sorted(events)}; give the same events"
         )
     return state
 
@@ -365,8 +266,6 @@ def simulate(
     Compiled once per shape and static configuration; hyper-parameters inside
     ``problem`` (``λ``, ``c``, ``β``, …) are traced, so ``vmap`` and ``grad`` go through.
     """
-    from ..diagnostics import default_diagnostics
-
     t0, t1, dt = float(t0), float(t1), float(dt)
     if not (np.isfinite([t0, t1, dt]).all() and t1 > t0 and dt > 0):
         raise ValueError(f"need finite t0 < t1 and dt > 0, got t0={t0}, t1={t1}, dt={dt}")
@@ -506,4 +405,89 @@ def _solve(
         final_t=sol.ts[2][-1],
         result=sol.result,
         num_steps=sol.stats["num_accepted_steps"],
+    )
+
+
+def _padded(times: np.ndarray, size: int, fill: float) -> jax.Array:
+    """``times`` followed by ``fill`` up to ``size`` entries (a fixed shape per segment)."""
+    return jnp.asarray(np.concatenate([times, np.full(size - times.size, fill)]))
+
+
+def simulate_checkpointed(
+    problem: MeanFieldProblem,
+    state: MeanFieldState,
+    spec: CheckpointSpec,
+    *,
+    t1: float,
+    dt: float,
+    solver: str,
+    snapshot_ts,
+    diagnostics: Mapping[str, Diagnostic],
+    save_ts=None,
+    progress: bool = False,
+) -> Trajectory:
+    """:func:`simulate` in checkpointed segments (fixed steps from ``t0 = 0``).
+
+    Returns the same :class:`Trajectory` as one call would, assembled from the segments;
+    stops at the first segment that does not finish ``ok``. Ctrl-C between or during
+    segments returns what was computed with status ``interrupted``. ``save_ts``: the
+    diagnostics' times (default :func:`save_grid`). Segments
+    (:func:`~gandyn.checkpoint.plan_segments`) of equal length share one compiled solve
+    (their save and snapshot times are padded to one shape with the segment's last step;
+    the padding is dropped).
+    """
+    t0 = 0.0
+    n_steps = round((t1 - t0) / dt)
+    step_ts = t0 + dt * np.arange(n_steps + 1)
+    step_ts[-1] = t1
+    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
+    snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, float)]))
+    windows = plan_segments(step_ts, save_ts, snapshot_ts, spec.interval(t1, dt))
+    n_saves = max(1, *(w.saves.size for w in windows))
+    n_snaps = max(1, *(w.snapshots.size for w in windows))
+    last: list[Trajectory] = []
+
+    def segment(index: int, state: MeanFieldState):
+        window = windows[index]
+        steps = step_ts[window.k_a : window.k_b + 1]
+        saves, snaps = save_ts[window.saves], snapshot_ts[window.snapshots]
+        trajectory = simulate_steps(
+            problem,
+            state,
+            jnp.asarray(steps),
+            _padded(saves, n_saves, steps[-1]),
+            _padded(snaps, n_snaps, steps[-1]),
+            solver=solver,
+            diagnostics=diagnostics,
+        )
+        last[:] = [trajectory]
+        records = {f"diag_{k}": v[: saves.size] for k, v in trajectory.diagnostics.items()}
+        records |= {
+            "ts": trajectory.ts[: saves.size],
+            "steps": np.asarray(trajectory.num_steps)[None],
+            "snap_ts": trajectory.snapshot_ts[: snaps.size],
+            "snap_generator": trajectory.snapshots.generator[: snaps.size],
+            "snap_critic": trajectory.snapshots.critic[: snaps.size],
+        }
+        return records, trajectory.final, trajectory.status == "ok"
+
+    run = run_segments(spec, with_first_times(state), len(windows), segment, progress=progress)
+    arrays = run.records
+    stopped = last[0] if run.failed else None
+    diagnostics_so_far = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}
+    ts = jnp.asarray(arrays.get("ts", np.array([t0])))
+    snapshots = MeanFieldState(
+        jnp.asarray(arrays.get("snap_generator", np.zeros((0, *state.generator.shape)))),
+        jnp.asarray(arrays.get("snap_critic", np.zeros((0, *state.critic.shape)))),
+    )
+    return Trajectory(
+        ts=ts,
+        diagnostics=diagnostics_so_far,
+        snapshot_ts=jnp.asarray(arrays.get("snap_ts", np.zeros(0))),
+        snapshots=snapshots,
+        final=run.carry,
+        final_t=jnp.asarray(ts[-1] if stopped is None else stopped.final_t),
+        result=diffrax.RESULTS.successful if stopped is None else stopped.result,
+        num_steps=jnp.asarray(int(arrays.get("steps", np.zeros(0, int)).sum())),
+        interrupted=run.interrupted,
     )
