@@ -86,7 +86,7 @@ def fokker_planck_case(dim: int, cells: int, method: str, repeats: int) -> dict:
             (-4.5, 4.5),
         )
     probe = solve_fokker_planck(data, init, box, cells, 1e-6, n_saves=2)
-    limit = probe.dt / 0.9
+    limit = float(probe.dt) / 0.9
     dt = 0.9 * limit if method == "explicit" else 10 * limit
     t1 = 400 * dt  # 400 steps
     seconds, sol = warm_median(

@@ -33,8 +33,8 @@ import gandyn as gd
 def step_fn(n: int, size: int, chunk: int | None):
     """A jitted projected Euler step and its initial state for ``n`` particles per player."""
     game = gd.MeanFieldGame(
-        gd.NeuronUnit(2, 2, "tanh"),
-        gd.NeuronCritic(2, "tanh"),
+        gd.NeuronUnit(2, 2, jnp.tanh),
+        gd.NeuronCritic(2, jnp.tanh),
         gd.Normal(np.ones(2), 0.5).quadrature(size),
         gd.Normal(np.zeros(2), 1.0).quadrature(size),
         chunk_size=chunk,

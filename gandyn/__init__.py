@@ -67,6 +67,8 @@ from .sharding import (
     shard_problem as shard_problem,
 )
 from .solvers import (
+    RESULTS as RESULTS,
+    AbstractTrajectory as AbstractTrajectory,
     ProjectedSolver as ProjectedSolver,
     Trajectory as Trajectory,
     simulate as simulate,
@@ -91,7 +93,10 @@ from .solvers.algorithm import (
     WGANAlgorithm as WGANAlgorithm,
     train_wgan as train_wgan,
 )
-from .solvers.fokker_planck import solve_fokker_planck as solve_fokker_planck
+from .solvers.fokker_planck import (
+    FokkerPlanckTrajectory as FokkerPlanckTrajectory,
+    solve_fokker_planck as solve_fokker_planck,
+)
 from .solvers.gan_as_ode import (
     GANAsODE as GANAsODE,
     GANState as GANState,
@@ -107,7 +112,6 @@ from .solvers.grid import (
 from .solvers.js_flow import (
     JSFlowProblem as JSFlowProblem,
     JSFlowState as JSFlowState,
-    JSFlowTrajectory as JSFlowTrajectory,
     simulate_js_flow as simulate_js_flow,
 )
 from .solvers.schemes import (

@@ -6,10 +6,11 @@ the run, never pickled:
 
 - :func:`run_segments`: a time integration in segments (the particle ODE's
   :func:`~gandyn.simulate_checkpointed`, the WGAN algorithm's
-  :func:`~gandyn.solvers.train_wgan`); after each segment ``ckpt-KKKKKK.npz`` holds the
-  carry (state, optimizer states, key, …) and the records so far. Segments of one length
-  share one compilation. :func:`plan_segments` is the one segment policy of the
-  step-by-step solvers: every save and snapshot lies in exactly one segment, so the
+  :func:`~gandyn.solvers.train_wgan`, the grid and Fokker–Planck solvers); after each
+  segment ``ckpt-KKKKKK.npz`` holds the carry (state, optimizer states, key, …) and the
+  records so far. Segments of one length share one compilation. :func:`plan_segments` is
+  the one segment policy of every solver (the grid solvers' steps for it are their save
+  times, which they land on): every save and snapshot lies in exactly one segment, so the
   interval changes no number.
 - :func:`stage`: one finished piece of work of a run (a grid solve, a sweep chunk) as
   ``stages/NAME.npz``.
@@ -108,8 +109,9 @@ def plan_segments(step_ts, save_ts, snapshot_ts, every: float) -> list[Window]:
     the run. Window ``i`` covers steps ``(k_a, k_b]`` and holds exactly the saves and
     snapshots recorded by those steps (the first window also those at ``k_a``): every
     time is in one window, none twice, whatever the interval. The one segment policy of
-    the step-by-step solvers (:func:`~gandyn.simulate_checkpointed`,
-    :func:`~gandyn.solvers.train_wgan`).
+    every solver (:func:`~gandyn.simulate_checkpointed`, :func:`~gandyn.solvers.train_wgan`,
+    and over their save times :func:`~gandyn.solve_continuity` and
+    :func:`~gandyn.solve_fokker_planck`).
     """
     step_ts = np.asarray(step_ts, dtype=float)
     n_steps = step_ts.size - 1

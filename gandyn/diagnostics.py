@@ -76,7 +76,7 @@ def generated_variance(problem: MeanFieldProblem, state: MeanFieldState) -> Floa
     """Per-coordinate variance of the generated law."""
     samples, weights = _generated(problem, state)
     mean = weights @ samples
-    return weights @ (samples - mean) ** 2
+    return weights @ (samples - mean[None, :]) ** 2
 
 
 def data_distance(problem: MeanFieldProblem, state: MeanFieldState) -> Scalar:

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._types import Array, Float, Particles, PRNGKeyArray, Weights
+from ._types import Array, ArrayLike, Float, Particles, PRNGKeyArray, Weights
 
 
 class ParticleMeasure(eqx.Module):
@@ -18,7 +18,7 @@ class ParticleMeasure(eqx.Module):
     positions: Particles
     weights: Weights
 
-    def __init__(self, positions: Float[Array, "n p"], weights: Float[Array, " n"] | None = None):
+    def __init__(self, positions: ArrayLike, weights: ArrayLike | None = None):
         positions = jnp.asarray(positions)
         if positions.ndim != 2:
             raise ValueError(f"positions must have shape (n, p), got shape {positions.shape}")

@@ -8,13 +8,7 @@ import jax.numpy as jnp
 
 from ._types import Array, Float, PRNGKeyArray, Scalar, Vector
 from .distributions import GaussianLaw, Normal
-from .units import ACTIVATIONS
-
-
-def _activation(name: str):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+from .units import Activation, check_activation
 
 
 class AffineGenerator(eqx.Module):
@@ -37,12 +31,12 @@ class AffineGenerator(eqx.Module):
     def latent_dim(self) -> int:
         return self.A.shape[1]
 
-    def __call__(self, z: Vector) -> Vector:
+    def __call__(self, z: Float[Array, " L"]) -> Float[Array, " d"]:
         return self.A @ z + self.b
 
     def pushforward(self, latent: Normal) -> GaussianLaw:
         """The generated law ``N(b, A diag(s²) Aᵀ)`` for the latent law ``N(0, diag(s²))``."""
-        cov = (self.A * latent.scale**2) @ self.A.T
+        cov = (self.A * latent.scale[None, :] ** 2) @ self.A.T
         return GaussianLaw(self.b + self.A @ latent.loc, cov)
 
 
@@ -61,12 +55,14 @@ class MLPGenerator(eqx.Module):
         depth: int,
         *,
         key: PRNGKeyArray,
-        activation: str = "tanh",
+        activation: Activation = jnp.tanh,
     ):
         self.data_dim, self.latent_dim = data_dim, latent_dim
-        self.mlp = eqx.nn.MLP(latent_dim, data_dim, width, depth, _activation(activation), key=key)
+        self.mlp = eqx.nn.MLP(
+            latent_dim, data_dim, width, depth, check_activation(activation), key=key
+        )
 
-    def __call__(self, z: Vector) -> Vector:
+    def __call__(self, z: Float[Array, " L"]) -> Float[Array, " d"]:
         return self.mlp(z)
 
 
@@ -77,10 +73,16 @@ class Discriminator(eqx.Module):
     dim: int = eqx.field(static=True)
 
     def __init__(
-        self, dim: int, width: int, depth: int, *, key: PRNGKeyArray, activation: str = "tanh"
+        self,
+        dim: int,
+        width: int,
+        depth: int,
+        *,
+        key: PRNGKeyArray,
+        activation: Activation = jnp.tanh,
     ):
         self.dim = dim
-        self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, _activation(activation), key=key)
+        self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, check_activation(activation), key=key)
 
     def __call__(self, y: Vector) -> Scalar:
         if y.shape != (self.dim,):

@@ -15,18 +15,16 @@ import jax.numpy as jnp
 
 from ._types import Array, Float, Scalar, Vector
 
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "softplus": jax.nn.softplus,
-    "identity": lambda x: x,
-}
+Activation = Callable[[Array], Array]
+"""An elementwise function such as ``jnp.tanh`` or ``jax.nn.relu``."""
 
 
-def _check_activation(name: str) -> None:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+def check_activation(activation: Activation) -> Activation:
+    """``activation`` if it is a function, else ``TypeError`` (names such as ``"tanh"``
+    are for the configuration only)."""
+    if not callable(activation):
+        raise TypeError(f"activation must be a function such as jnp.tanh, got {activation!r}")
+    return activation
 
 
 def _check_dims(**dims: int) -> None:
@@ -47,7 +45,7 @@ class AbstractGeneratorUnit(eqx.Module):
     def param_dim(self) -> int: ...
 
     @abc.abstractmethod
-    def __call__(self, theta: Vector, z: Vector) -> Vector: ...
+    def __call__(self, theta: Float[Array, " p"], z: Float[Array, " L"]) -> Float[Array, " K"]: ...
 
 
 class ShiftUnit(AbstractGeneratorUnit):
@@ -64,7 +62,7 @@ class ShiftUnit(AbstractGeneratorUnit):
     def param_dim(self) -> int:
         return self.data_dim
 
-    def __call__(self, theta: Vector, z: Vector) -> Vector:
+    def __call__(self, theta: Float[Array, " p"], z: Float[Array, " L"]) -> Float[Array, " K"]:
         return theta + z
 
 
@@ -82,7 +80,7 @@ class AffineUnit(AbstractGeneratorUnit):
     def param_dim(self) -> int:
         return self.data_dim * (self.latent_dim + 1)
 
-    def __call__(self, theta: Vector, z: Vector) -> Vector:
+    def __call__(self, theta: Float[Array, " p"], z: Float[Array, " L"]) -> Float[Array, " K"]:
         k, latent = self.data_dim, self.latent_dim
         return theta[: k * latent].reshape(k, latent) @ z + theta[k * latent :]
 
@@ -92,21 +90,21 @@ class NeuronUnit(AbstractGeneratorUnit):
 
     data_dim: int = eqx.field(static=True)
     latent_dim: int = eqx.field(static=True)
-    activation: str = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
 
-    def __init__(self, data_dim: int, latent_dim: int, activation: str = "tanh"):
+    def __init__(self, data_dim: int, latent_dim: int, activation: Activation = jnp.tanh):
         _check_dims(data_dim=data_dim, latent_dim=latent_dim)
-        _check_activation(activation)
-        self.data_dim, self.latent_dim, self.activation = data_dim, latent_dim, activation
+        self.data_dim, self.latent_dim = data_dim, latent_dim
+        self.activation = check_activation(activation)
 
     @property
     def param_dim(self) -> int:
         return self.data_dim + self.latent_dim + 1
 
-    def __call__(self, theta: Vector, z: Vector) -> Vector:
+    def __call__(self, theta: Float[Array, " p"], z: Float[Array, " L"]) -> Float[Array, " K"]:
         k, latent = self.data_dim, self.latent_dim
         a, w, b = theta[:k], theta[k : k + latent], theta[k + latent]
-        return a * ACTIVATIONS[self.activation](w @ z + b)
+        return a * self.activation(w @ z + b)
 
 
 class AbstractCriticUnit(eqx.Module):
@@ -120,7 +118,7 @@ class AbstractCriticUnit(eqx.Module):
     def param_dim(self) -> int: ...
 
     @abc.abstractmethod
-    def __call__(self, omega: Vector, x: Vector) -> Scalar: ...
+    def __call__(self, omega: Float[Array, " q"], x: Float[Array, " K"]) -> Scalar: ...
 
 
 class LinearCritic(AbstractCriticUnit):
@@ -136,7 +134,7 @@ class LinearCritic(AbstractCriticUnit):
     def param_dim(self) -> int:
         return self.data_dim
 
-    def __call__(self, omega: Vector, x: Vector) -> Scalar:
+    def __call__(self, omega: Float[Array, " q"], x: Float[Array, " K"]) -> Scalar:
         return omega @ x
 
 
@@ -144,20 +142,19 @@ class NeuronCritic(AbstractCriticUnit):
     """``Ψ(ω, x) = α σ(β·x + b)`` with ``ω = (α, β, b) ∈ R × R^K × R``."""
 
     data_dim: int = eqx.field(static=True)
-    activation: str = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
 
-    def __init__(self, data_dim: int, activation: str = "tanh"):
+    def __init__(self, data_dim: int, activation: Activation = jnp.tanh):
         _check_dims(data_dim=data_dim)
-        _check_activation(activation)
-        self.data_dim, self.activation = data_dim, activation
+        self.data_dim, self.activation = data_dim, check_activation(activation)
 
     @property
     def param_dim(self) -> int:
         return self.data_dim + 2
 
-    def __call__(self, omega: Vector, x: Vector) -> Scalar:
+    def __call__(self, omega: Float[Array, " q"], x: Float[Array, " K"]) -> Scalar:
         alpha, beta, b = omega[0], omega[1 : 1 + self.data_dim], omega[-1]
-        return alpha * ACTIVATIONS[self.activation](beta @ x + b)
+        return alpha * self.activation(beta @ x + b)
 
 
 def network(unit, measure_positions: Float[Array, "n p"], measure_weights: Float[Array, " n"]):
@@ -183,7 +180,7 @@ class TanhShiftUnit(AbstractGeneratorUnit):
     def param_dim(self) -> int:
         return 1
 
-    def __call__(self, theta: Vector, z: Vector) -> Vector:
+    def __call__(self, theta: Float[Array, " p"], z: Float[Array, " L"]) -> Float[Array, " K"]:
         return jnp.tanh(theta) + z
 
 
@@ -196,5 +193,5 @@ class TanhProductCritic(AbstractCriticUnit):
     def param_dim(self) -> int:
         return 1
 
-    def __call__(self, omega: Vector, x: Vector) -> Scalar:
+    def __call__(self, omega: Float[Array, " q"], x: Float[Array, " K"]) -> Scalar:
         return jnp.tanh(omega @ x)

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gandyn.experiments import EXPERIMENTS, REGISTRY
+from gandyn.plotting.registry import PLOTS
+
 PACKAGE = Path(__file__).resolve().parents[1] / "gandyn"
 
 
@@ -126,3 +129,10 @@ def test_importing_gandyn_loads_no_matplotlib():
     code = "import sys, gandyn; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_experiment_has_one_name_and_a_plot():
+    names = [experiment.name for experiment in EXPERIMENTS]
+    assert len(set(names)) == len(names), "experiment names must be unique"
+    assert sorted(REGISTRY) == sorted(names)
+    assert sorted(PLOTS) == sorted(names), "plots are looked up by experiment name"

@@ -6,13 +6,13 @@ without checkpoints, bit for bit, for every experiment."""
 import json
 import re
 
-import diffrax
 import jax
 import numpy as np
 import optax
 import pytest
 from _runs import assert_same_run, load_run
 from test_algorithm import PHASE, toy
+from test_grid import t1_problem
 from typer.testing import CliRunner
 
 import gandyn as gd
@@ -20,7 +20,7 @@ from gandyn import checkpoint
 from gandyn.checkpoint import CheckpointSpec, plan_segments
 from gandyn.cli import app
 from gandyn.experiments.algorithm import _nonfinite
-from gandyn.solvers import simulate_checkpointed
+from gandyn.solvers import as_arrays, simulate_checkpointed
 
 runner = CliRunner()
 
@@ -228,8 +228,9 @@ def batch_of_two(final_t, value, generator):
         snapshots=state,
         final=state,
         final_t=np.asarray(final_t),
-        result=diffrax.RESULTS.successful,
+        result=gd.RESULTS.ok,
         num_steps=np.zeros(2, int),
+        entries="particles",
     )
 
 
@@ -282,3 +283,110 @@ def test_an_exploding_algorithm_run_is_nonfinite_with_nulls_not_a_crash(tmp_path
 
 def refuse(constant: str):
     raise ValueError(f"{constant} in summary.json")
+
+
+# ------------------------------------------------------- transparency, solver by solver
+
+
+def grid_run(dt):
+    problem = t1_problem(16, gd.Upwind(), (-0.5, 0.5), gd.HardClip(0.5))
+    state = problem.initial_state(gd.Normal(0.5, 0.3), gd.Normal(0.0, 0.1))
+    save_ts = np.linspace(0.0, 0.5, 6)  # saves every 0.1: the intervals below do not divide it
+
+    def run(checkpoint=None):
+        return gd.solve_continuity(
+            problem,
+            state,
+            t1=0.5,
+            dt=dt,
+            save_ts=save_ts,
+            snapshot_ts=[0.25],
+            checkpoint=checkpoint,
+        )
+
+    return run
+
+
+def fokker_planck_run(method):
+    data, initial = (
+        gd.GaussianMixture(np.array([0.0]), None, 1.0),
+        gd.GaussianMixture(np.array([1.0]), None, 1.0),
+    )
+
+    def run(checkpoint=None):
+        return gd.solve_fokker_planck(
+            data, initial, (-6.0, 7.0), 40, 0.2, method=method, n_saves=6, checkpoint=checkpoint
+        )
+
+    return run
+
+
+def particle_run():
+    problem, state = toy("T1", n_gen=4, n_critic=4)
+    kwargs = dict(t1=0.3, dt=0.01, solver="heun", snapshot_ts=[0.05, 0.2], diagnostics=PHASE)
+    save_ts = np.linspace(0.0, 0.3, 7)  # every 5 steps
+
+    def run(checkpoint=None):
+        if checkpoint is None:
+            return gd.simulate(problem, state, save_ts=save_ts, **kwargs)
+        return simulate_checkpointed(problem, state, checkpoint, save_ts=save_ts, **kwargs)
+
+    return run
+
+
+def algorithm_run():
+    problem, state = toy("T1", n_gen=4, n_critic=4)
+    algorithm = gd.WGANAlgorithm(0.1, optimizer=optax.scale_by_adam(), batches=gd.Minibatch(3))
+    kwargs = dict(t1=2.0, key=jax.random.key(2), diagnostics=PHASE, save_ts=np.arange(0, 2.1, 0.5))
+
+    def run(checkpoint=None):
+        return gd.train_wgan(problem, state, algorithm, checkpoint=checkpoint, **kwargs)
+
+    return run
+
+
+SOLVERS = {
+    "particles": (particle_run, (), 0.07),
+    "train-wgan": (algorithm_run, (), 0.7),
+    "grid-cfl": (grid_run, (None,), 0.13),
+    "grid-fixed-dt": (grid_run, (0.01,), 0.13),
+    "fokker-planck-explicit": (fokker_planck_run, ("explicit",), 0.13),
+    "fokker-planck-implicit": (fokker_planck_run, ("implicit",), 0.13),
+}
+"""Per solver: the run, its arguments, and a checkpoint interval that does not divide the
+save spacing (segments end between saves, or hold unequal numbers of them)."""
+
+
+def assert_bitwise(a, b) -> None:
+    left, right = as_arrays(a), as_arrays(b)
+    assert left.keys() == right.keys()
+    assert a.status == b.status == "ok"
+    for key, value in left.items():
+        np.testing.assert_array_equal(right[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_every_solver_checkpointed_at_any_interval_and_resumed_is_the_one_call_run(name, tmp_path):
+    make, args, every = SOLVERS[name]
+    run = make(*args)
+    plain = run()
+    assert_bitwise(plain, run(CheckpointSpec(tmp_path / "whole", 1e9)))  # one segment
+    assert_bitwise(plain, run(CheckpointSpec(tmp_path, every)))
+    files = sorted(tmp_path.glob("ckpt-*.npz"))
+    assert len(files) >= 2  # several segments
+    for late in files[1:]:  # killed after the oldest checkpoint kept: resume from it
+        late.unlink()
+    assert_bitwise(plain, run(CheckpointSpec(tmp_path, every, resume=True)))
+
+
+def test_throw_raises_the_failure_report_of_a_run_that_did_not_finish():
+    narrow, shifted = (
+        gd.GaussianMixture(np.array([m]), None, s) for m, s in ((0.0, 0.1), (1.0, 1.0))
+    )
+    args = (narrow, shifted, (-8.0, 9.0), 100, 0.1)
+    kwargs = dict(method="implicit", dt=0.01, n_saves=3)
+    report = gd.solve_fokker_planck(*args, **kwargs).failure_report()
+    assert report.startswith("run stopped (nonfinite) in step 1 at t = 0.01; non-finite: cells [")
+    with pytest.raises(RuntimeError) as raised:
+        gd.solve_fokker_planck(*args, throw=True, **kwargs)
+    assert str(raised.value) == report

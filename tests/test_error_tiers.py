@@ -36,5 +36,5 @@ def test_one_bad_value_in_a_vmapped_sweep_is_not_silent():
 
 def test_the_check_does_not_change_gradients():
     # d/dc of the projection of 2.0 onto [-c, c] is 1 where the wall is active
-    slope = jax.grad(lambda c: gd.HardClip(c).project(jnp.array([2.0]))[0])(0.5)
+    slope = jax.grad(lambda c: gd.HardClip(c).project(jnp.array([[2.0]]))[0, 0])(0.5)
     assert float(slope) == 1.0

@@ -96,7 +96,7 @@ CASES = {
     "js-flow-particles": (
         ['bandwidth_rule="fixed"', "bandwidth=1e-200", "dt=0.5", "t1=1", "n_saves=3"]
         + ["n_particles=8", "cells=16", "quadrature=4"],
-        r"particle flow stopped \(nonfinite\) at t = 0\.5; non-finite particles \[0, 1,",
+        r"run stopped \(nonfinite\) in step 1 at t = 0\.5; non-finite: particles \[0, 1,",
         ["flow_moments.png", "flow_final.png"],
     ),
     # A learning rate of 1e200 throws the generator out of the floats in one iteration.

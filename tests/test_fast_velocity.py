@@ -24,12 +24,12 @@ def plain_velocities(game, gen, critic, gen_points=None, critic_points=None):
     return v_gen, v_critic
 
 
-def neuron_game(loss=None, chunk_size=None, critic_activation="tanh", dtype=jnp.float64):
+def neuron_game(loss=None, chunk_size=None, critic_activation=jnp.tanh, dtype=jnp.float64):
     data = gd.GaussianMixture([[-1.0, 0.5], [1.0, 0.0]], [0.3, 0.7], 0.5).quadrature(3)
     latent = gd.Normal([0.0, 0.0], 1.0).quadrature(4)
     cast = [gd.Quadrature(q.nodes.astype(dtype), q.weights.astype(dtype)) for q in (data, latent)]
     return gd.MeanFieldGame(
-        gd.NeuronUnit(2, 2, "tanh"),
+        gd.NeuronUnit(2, 2, jnp.tanh),
         gd.NeuronCritic(2, critic_activation),
         *cast,
         lam=0.7,
@@ -67,7 +67,7 @@ def fast_and_plain(game, gen, critic, gen_points, critic_points):
     + [(gd.Minimax(), 7), (gd.NonSaturating(), None)],
 )
 def test_fast_path_equals_plain_autodiff_at_particles_and_points(loss, chunk):
-    activation = "tanh" if isinstance(loss, gd.Wasserstein) else "sigmoid"
+    activation = jnp.tanh if isinstance(loss, gd.Wasserstein) else jax.nn.sigmoid
     game = neuron_game(loss, chunk, activation)
     gen, critic = measures()
     gen_points = jax.random.normal(jax.random.key(7), (9, 5))

@@ -128,7 +128,7 @@ def test_grid_convergence_of_mean_and_variance_at_t1():
 def test_implicit_is_first_order_in_time():
     reference = solve_fokker_planck(STANDARD, SHIFTED, (-8.0, 9.0), 200, 1.0, n_saves=2)
     reference = solve_fokker_planck(
-        STANDARD, SHIFTED, (-8.0, 9.0), 200, 1.0, n_saves=2, dt=reference.dt / 8
+        STANDARD, SHIFTED, (-8.0, 9.0), 200, 1.0, n_saves=2, dt=float(reference.dt) / 8
     )
     gaps = []
     for steps in (25, 50):
@@ -223,7 +223,7 @@ def test_a_data_density_vanishing_in_the_box_stops_the_run_at_the_first_step():
     )
     assert sol.status == "nonfinite" and int(sol.num_steps) == 1  # stopped at once
     assert sol.failure_report() == (
-        f"non-finite density in step 1, from t = 0: cells {vanishing[:8].tolist()}"
+        f"run stopped (nonfinite) in step 1 at t = 0.01; non-finite: cells {vanishing[:8].tolist()}"
     )
     initial = discretize(grid, SHIFTED) / grid.volume
     np.testing.assert_array_equal(sol.densities[0], initial)

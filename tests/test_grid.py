@@ -307,7 +307,7 @@ def test_a_nonfinite_state_stops_the_run_and_keeps_the_saves_before_it():
     assert float(failed.diagnostics["t"][-1]) == save_ts[k]
     assert int(failed.num_steps) == int(clean.diagnostics["steps"][k]) + 1
     report = failed.failure_report()
-    assert report.startswith(f"non-finite state in step {int(failed.num_steps)}, from t = ")
+    assert report.startswith(f"run stopped (nonfinite) in step {int(failed.num_steps)} at t = ")
     assert "generator cells [0, 1, 2, 3, 4, 5, 6, 7]" in report
     for name, series in failed.diagnostics.items():
         last = k if name == "value" else k + 1  # F evaluates Ψ below the domain at save k
@@ -324,8 +324,8 @@ def test_grid_blowup_reports_a_nonfinite_run_and_keeps_its_data(monkeypatch):
         "grid-blowup", resolutions=[20, 40], penalty_betas=[1.0], t1=2.0, n_saves=41, quadrature=8
     )
     assert result.status == result.summary["status"] == "nonfinite"
-    assert result.message.startswith("hard run, 20 cells: non-finite state in step ")
-    assert "penalty_1 run, 40 cells: non-finite state" in result.message
+    assert result.message.startswith("hard run, 20 cells: run stopped (nonfinite) in step ")
+    assert "penalty_1 run, 40 cells: run stopped (nonfinite)" in result.message
     json.dumps(result.summary, allow_nan=False)
     sup = result.trajectory["sup_hard_40"]
     finite = np.isfinite(sup)

@@ -134,4 +134,4 @@ def test_a_nonfinite_drift_stops_the_flow_and_keeps_the_saves_before_it():
         )
         assert not np.isfinite(np.asarray(series)[~before]).all()
     report = run.failure_report()
-    assert report is not None and "t = 0.5" in report and "non-finite particles" in report
+    assert report is not None and "t = 0.5" in report and "non-finite: particles" in report

@@ -10,6 +10,7 @@ from scipy.stats import wasserstein_distance
 
 import gandyn as gd
 from gandyn.diagnostics import sliced_wasserstein1, wasserstein1_1d
+from gandyn.experiments.choices import ACTIVATIONS
 
 # ----------------------------------------------------------------------------- W1
 
@@ -98,7 +99,7 @@ def test_sliced_w1_in_1d_is_exact_and_in_3d_averages_over_the_sphere():
 def fd_gradient(f, x, h=1e-5):
     """Central differences of the scalar ``f`` in every entry of ``x`` (one compiled vmap)."""
     steps = h * jnp.eye(x.size, dtype=x.dtype).reshape(x.size, *x.shape)
-    values = jax.jit(jax.vmap(f))(jnp.concatenate([x + steps, x - steps]))
+    values = jax.jit(jax.vmap(f))(jnp.concatenate([x[None] + steps, x[None] - steps]))
     return ((values[: x.size] - values[x.size :]) / (2 * h)).reshape(x.shape)
 
 
@@ -123,7 +124,7 @@ def test_affine_unit_is_a_z_plus_b_with_row_major_a():
 
 def affine_game(critic_unit, lam=0.6):
     data = gd.GaussianMixture([[-1.0, 0.5], [1.0, 0.0]], [0.3, 0.7], 0.5).quadrature(3)
-    nodes = jax.random.normal(jax.random.key(2), (6, 3)) + jnp.array([0.4, -0.2, 1.0])
+    nodes = jax.random.normal(jax.random.key(2), (6, 3)) + jnp.array([[0.4, -0.2, 1.0]])
     latent = gd.Quadrature(nodes, jnp.arange(1.0, 7.0) / 21)  # a rule in R^3, not centred
     return gd.MeanFieldGame(gd.AffineUnit(2, 3), critic_unit, data, latent, lam)
 
@@ -164,7 +165,7 @@ def test_affine_velocities_with_a_linear_critic_equal_the_closed_form():
 
 @pytest.mark.parametrize("loss", [gd.Wasserstein(), gd.Minimax()], ids=repr)
 def test_affine_velocities_with_a_neuron_critic_match_finite_differences_of_f(loss):
-    game = affine_game(gd.NeuronCritic(2, "tanh"))
+    game = affine_game(gd.NeuronCritic(2, jnp.tanh))
     game = gd.MeanFieldGame(game.generator, game.critic, game.data, game.latent, game.lam, loss)
     gen, critic = affine_measures(4)
     fd_gen, fd_critic = fd_velocities(game, gen, critic)
@@ -189,7 +190,8 @@ PRE_ACTIVATIONS = np.array([-40.0, -2.5, -0.3, 0.7, 3.0, 40.0])
 def test_neuron_units_equal_the_closed_form(activation):
     """``a σ(w·z + b)`` and ``α σ(β·x + b)`` with the pre-activation ``s`` set by ``b``."""
     sigma = CLOSED_FORMS[activation]
-    gen, critic = gd.NeuronUnit(2, 2, activation), gd.NeuronCritic(2, activation)
+    sigma_jax = ACTIVATIONS[activation]
+    gen, critic = gd.NeuronUnit(2, 2, sigma_jax), gd.NeuronCritic(2, sigma_jax)
     u, w = np.array([0.5, -1.5]), np.array([0.3, 0.2])  # w·u = −0.15
     for s in PRE_ACTIVATIONS:
         theta = jnp.array([2.0, -0.5, *w, s + 0.15])
@@ -204,7 +206,11 @@ def neuron_game(activation):
     data = gd.GaussianMixture([[-1.0, 0.5], [1.0, 0.0]], [0.3, 0.7], 0.5).quadrature(3)
     latent = gd.Normal([0.0, 0.0], 1.0).quadrature(3)
     return gd.MeanFieldGame(
-        gd.NeuronUnit(2, 2, activation), gd.NeuronCritic(2, activation), data, latent, lam=0.7
+        gd.NeuronUnit(2, 2, ACTIVATIONS[activation]),
+        gd.NeuronCritic(2, ACTIVATIONS[activation]),
+        data,
+        latent,
+        lam=0.7,
     )
 
 
@@ -214,8 +220,8 @@ def pre_activations(game, gen, critic):
     theta, omega = gen.positions, critic.positions
     z, x = game.latent.nodes, game.data.nodes
     y = game.generate(gen, z)
-    s_gen = z @ theta[:, k:-1].T + theta[:, -1]
-    s_critic = jnp.concatenate([x, y]) @ omega[:, 1:-1].T + omega[:, -1]
+    s_gen = z @ theta[:, k:-1].T + theta[None, :, -1]
+    s_critic = jnp.concatenate([x, y]) @ omega[:, 1:-1].T + omega[None, :, -1]
     return jnp.concatenate([s_gen.ravel(), s_critic.ravel()])
 
 

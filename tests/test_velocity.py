@@ -33,7 +33,7 @@ def neuron_setup(loss):
     data = gd.GaussianMixture([[-1.0, 0.5], [1.0, 0.0]], None, 0.5).quadrature(4)
     latent = gd.Normal([0.0, 0.0], 1.0).quadrature(4)
     game = gd.MeanFieldGame(
-        gd.NeuronUnit(2, 2, "tanh"), gd.NeuronCritic(2, "sigmoid"), data, latent, 0.7, loss
+        gd.NeuronUnit(2, 2, jnp.tanh), gd.NeuronCritic(2, jax.nn.sigmoid), data, latent, 0.7, loss
     )
     k1, k2 = jax.random.split(jax.random.key(1))
     gen = gd.ParticleMeasure(jax.random.normal(k1, (6, 5)), jnp.linspace(0.5, 1.5, 6) / 6)
@@ -105,5 +105,5 @@ def test_game_refuses_mismatched_dimensions_and_unknown_loss():
         gd.MeanFieldGame(gd.ShiftUnit(1), gd.LinearCritic(1), data, latent)
     with pytest.raises(TypeError, match="loss must be an instance of AbstractLoss"):
         gd.MeanFieldGame(gd.ShiftUnit(1), gd.LinearCritic(1), latent, latent, loss="hinge")
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(TypeError, match="activation must be a function"):
         gd.NeuronUnit(1, 1, "swish")

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .. import diagnostics as dg
 from ..distributions import Normal
@@ -17,7 +18,7 @@ from ..games import MeanFieldProblem, MeanFieldState
 from ..solvers import Trajectory, save_grid, simulate
 from ..solvers.algorithm import FullBatch, Minibatch, Simultaneous, WGANAlgorithm, train_wgan
 from . import work
-from .choices import CLIP_ORDERS, OPTIMIZERS, UPDATES
+from .choices import ACTIVATIONS, CLIP_ORDERS, OPTIMIZERS, UPDATES
 from .common import (
     check_common,
     clip_params,
@@ -74,7 +75,7 @@ PARAMS: dict[str, Param] = {
     "activation": Param(
         "tanh",
         "T2: activation of both units",
-        choices=("tanh", "relu", "sigmoid", "softplus", "identity"),
+        choices=tuple(ACTIVATIONS),
     ),
     **run_params(solver="euler", dt=0.001, t1=4.5, n_snapshots=10, quadrature=16),
     "reference_width": Param(1024, "particles N = M of the reference ODE", minimum=1),
@@ -392,8 +393,12 @@ def run(config: dict[str, Any], options: RunOptions) -> Result:
     )
 
 
-OPTIMIZER_SLOTS = {"sgd": 0, "rmsprop": 1, "adam": 2}
-"""Optimizer state per parameter."""
+def optimizer_slots(optimizer: optax.GradientTransformation) -> int:
+    """Parameter-sized arrays in ``optimizer``'s state (plain gradient 0, RMSProp 1, Adam 2),
+    counted from the state it builds for a probe parameter."""
+    probe = jax.ShapeDtypeStruct((7,), jnp.float32)
+    state = jax.eval_shape(optimizer.init, probe)
+    return sum(leaf.shape == probe.shape for leaf in jax.tree.leaves(state))
 
 
 def _steps_on(times: np.ndarray, eta: float) -> int:
@@ -415,7 +420,7 @@ def memory_estimate(config: dict[str, Any]) -> int:
     nodes = max(game.data.size + game.latent.size, 2 * config["batch_size"])
     t1 = config["t1"]
     snapshot_ts = np.concatenate([[0.0, t1], np.linspace(0.0, t1, config["n_snapshots"])])
-    slots = OPTIMIZER_SLOTS[config["optimizer"]]
+    slots = optimizer_slots(OPTIMIZERS[config["optimizer"]])
 
     def training(width: int, seeds: int, eta: float) -> tuple[int, int]:
         """Elements held while training (peak) and kept afterwards (results)."""

@@ -4,6 +4,8 @@ a ``Param``'s ``choices`` and look the chosen name up in it."""
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from .._optax import ADAM, GRADIENT
@@ -18,3 +20,18 @@ CLIP_ORDERS = {"after": ClipAfter(), "before": ClipBefore()}
 OPTIMIZERS = {"sgd": GRADIENT, "rmsprop": optax.scale_by_rms(), "adam": ADAM}
 """Optimizers without their step (the solvers append it): ``"sgd"`` is the gradient itself,
 ``"rmsprop"`` and ``"adam"`` optax's defaults."""
+
+
+def identity(x):
+    """The identity activation."""
+    return x
+
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "identity": identity,
+}
+"""Activations of units and networks (one function object each, so runs share compilations)."""

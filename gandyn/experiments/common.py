@@ -26,9 +26,10 @@ from ..distributions import MAX_NODES, GaussianMixture
 from ..errors import ConfigError
 from ..games import MeanFieldProblem, MeanFieldState
 from ..solvers import SOLVERS, Trajectory, save_grid, simulate, simulate_checkpointed
-from ..solvers.particles import MAX_SAVES, stiffness_error
-from ..units import ACTIVATIONS
+from ..solvers.outcome import MAX_SAVES
+from ..solvers.particles import stiffness_error
 from . import work
+from .choices import ACTIVATIONS
 from .registry import Experiment, Param, Result, RunOptions
 
 CLIPS = ("hard", "penalty", "smooth", "none")
@@ -223,18 +224,6 @@ def finite_or_none(value) -> float | None:
     """A float for JSON, ``None`` where the quantity is undefined (NaN)."""
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def finite_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """``summary`` with every non-finite float (lists included) as None: what a failed
-    run's post-processing gives for quantities past the failure."""
-
-    def clean(value):
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return finite_or_none(value) if isinstance(value, float) else value
-
-    return {key: clean(value) for key, value in summary.items()}
 
 
 def valid_saves(trajectory: Trajectory) -> Array:

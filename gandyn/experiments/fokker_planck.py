@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import stage, within
 from ..distributions import GaussianMixture, ring_mixture
 from ..errors import ConfigError
-from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
+from ..solvers.fokker_planck import solve_fokker_planck
+from ..solvers.outcome import staged
 from . import memory, work
-from .common import check_data, check_interval, data_law, finite_summary, lost_mass
+from .common import check_data, check_interval, data_law, lost_mass
 from .registry import Experiment, Param, Result, RunOptions
 
 FP_1D_DOC = """Study J in 1-D: the nonlinear Fokker–Planck flow of the JS divergence on a grid.
@@ -111,7 +111,7 @@ def _fp_run(name: str, dim: int):
         data, initial = _fp_laws(config, dim)
         low, high = config["domain"]
 
-        def solve():
+        def solve(checkpoint):
             try:
                 return solve_fokker_planck(
                     data,
@@ -123,13 +123,13 @@ def _fp_run(name: str, dim: int):
                     method=config["method"],
                     dt=config["dt"] or None,
                     n_saves=config["n_saves"],
-                    checkpoint=within(options.checkpoint, "fokker-planck"),
+                    checkpoint=checkpoint,
                     progress=options.progress,
-                ).as_arrays()
+                )
             except ValueError as err:
                 raise ConfigError(str(err)) from err
 
-        sol = FokkerPlanckSolution.from_arrays(stage(options.checkpoint, "fokker-planck", solve))
+        sol = staged(options.checkpoint, "fokker-planck", solve)
         diag = {k: np.asarray(v) for k, v in sol.diagnostics.items()}
         js, chi2 = diag["js"], diag["chi2"]
         u_min, u_max = diag["u_min"], diag["u_max"]
@@ -161,7 +161,7 @@ def _fp_run(name: str, dim: int):
                 np.all(u_min >= u_min[0] * (1 - 1e-9)) and np.all(u_max <= u_max[0] * (1 + 1e-9))
             ),
             "density_min": float(np.nanmin(diag["density_min"])),
-            "dt": sol.dt,
+            "dt": float(sol.dt),
             "steps": int(sol.num_steps),
         }
         if "newton_residual" in diag:
@@ -176,7 +176,7 @@ def _fp_run(name: str, dim: int):
         return Result(
             name,
             config,
-            finite_summary(summary),
+            summary,
             arrays,
             status=sol.status,
             message=sol.failure_report(),

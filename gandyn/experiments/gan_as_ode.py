@@ -25,9 +25,8 @@ from ..measure import ParticleMeasure
 from ..networks import Discriminator, MLPGenerator
 from ..solvers.gan_as_ode import GANAsODE, run_gan_as_ode
 from ..solvers.js_flow import JSFlowProblem, simulate_js_flow
-from ..units import ACTIVATIONS
 from . import memory, work
-from .choices import OPTIMIZERS
+from .choices import ACTIVATIONS, OPTIMIZERS
 from .common import discriminator_params, finite_or_none
 from .registry import Experiment, Param, Result, RunOptions
 
@@ -122,7 +121,7 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
         config["gen_width"],
         config["gen_depth"],
         key=key_g,
-        activation=config["gen_activation"],
+        activation=ACTIVATIONS[config["gen_activation"]],
     )
     if config["drift"] == "neural":
         disc = Discriminator(
@@ -130,7 +129,7 @@ def run_gan(config: dict[str, Any], options: RunOptions) -> Result:
             config["disc_width"],
             config["disc_depth"],
             key=key_d,
-            activation=config["disc_activation"],
+            activation=ACTIVATIONS[config["disc_activation"]],
         )
         model = TrainedDiscriminator(
             disc, config["disc_lr"], config["n_disc_steps"], config["disc_pretrain"]

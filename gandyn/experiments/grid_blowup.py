@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import stage, within
 from ..constraints import HardClip, PenaltyClip
 from ..distributions import MAX_NODES, Normal
 from ..errors import ConfigError
 from ..games import MeanFieldGame
 from ..games._chunks import auto_chunk
-from ..solvers.grid import ContinuityProblem, Grid, GridTrajectory, solve_continuity
+from ..solvers.grid import ContinuityProblem, Grid, solve_continuity
+from ..solvers.outcome import Trajectory, staged
 from ..units import LinearCritic, ShiftUnit, TanhProductCritic, TanhShiftUnit
 from . import memory, work
 from .choices import SCHEMES
@@ -23,7 +23,6 @@ from .common import (
     check_interval,
     data_law,
     data_params,
-    finite_summary,
     loglog_slope,
     lost_mass,
 )
@@ -118,7 +117,7 @@ def _check_blowup(config: dict[str, Any]) -> None:
 
 def _blowup_runs(config: dict[str, Any], constraint, margin: float, spec, label: str):
     """One grid run per resolution, each a checkpoint stage ``LABEL-cellsN``:
-    ``{cells: (GridTrajectory, critic Grid)}``."""
+    ``{cells: (Trajectory, critic Grid)}``."""
     gen_unit, critic_unit = MODELS[config["model"]]
     size = config["quadrature"]
     game = MeanFieldGame(
@@ -152,16 +151,16 @@ def _blowup_runs(config: dict[str, Any], constraint, margin: float, spec, label:
             t1=t1,
             save_ts=save_ts,
             snapshot_ts=save_ts if cells == finest else (),
-            checkpoint=within(spec, name),
         )
-        traj = GridTrajectory.from_arrays(stage(spec, name, solve))
+        traj = staged(spec, name, solve)
         runs[cells] = (traj, problem.critic_grid)
     return runs
 
 
-def _grid_solve(problem: ContinuityProblem, laws, **kwargs) -> dict[str, Any]:
-    """:func:`solve_continuity` from the initial ``laws``, as arrays."""
-    return solve_continuity(problem, problem.initial_state(*laws), **kwargs).as_arrays()
+def _grid_solve(problem: ContinuityProblem, laws, checkpoint, **kwargs) -> Trajectory:
+    """:func:`solve_continuity` from the initial ``laws``."""
+    state = problem.initial_state(*laws)
+    return solve_continuity(problem, state, checkpoint=checkpoint, **kwargs)
 
 
 def _sup_exponent(runs: dict, index, finest_two: bool = False) -> float | None:
@@ -248,7 +247,7 @@ def run_blowup(config: dict[str, Any], options: RunOptions) -> Result:
     return Result(
         experiment="grid-blowup",
         config=config,
-        summary=finite_summary(summary),
+        summary=summary,
         trajectory=arrays,
         status=status,
         message="; ".join(message for _, message in failures) or None,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._optax import ADAM, descent
-from ..checkpoint import stage, within
+from ..checkpoint import stage
 from ..distributions import MAX_NODES, GaussianMixture
 from ..errors import ConfigError
 from ..games.js import (
@@ -29,10 +29,12 @@ from ..games.js import (
 from ..measure import ParticleMeasure
 from ..networks import Discriminator
 from ..solvers import SOLVERS
-from ..solvers.fokker_planck import FokkerPlanckSolution, solve_fokker_planck
+from ..solvers.fokker_planck import solve_fokker_planck
 from ..solvers.js_flow import JSFlowProblem, simulate_js_flow
+from ..solvers.outcome import staged
 from . import memory, work
-from .common import discriminator_params, finite_summary
+from .choices import ACTIVATIONS
+from .common import discriminator_params
 from .registry import Experiment, Param, Result, RunOptions
 
 ESTIMATORS = ("kde", "neural", "exact")
@@ -135,7 +137,7 @@ def _flow_estimator(config, data, data_points, particles, fp, key):
         config["disc_width"],
         config["disc_depth"],
         key=key,
-        activation=config["disc_activation"],
+        activation=ACTIVATIONS[config["disc_activation"]],
     )
     opt = descent(ADAM, config["disc_lr"])
     state = opt.init(eqx.filter(disc, eqx.is_inexact_array))
@@ -145,20 +147,20 @@ def _flow_estimator(config, data, data_points, particles, fp, key):
     return NeuralDrift(disc)
 
 
-def _flow_grid(config: dict[str, Any], options: RunOptions, data, init) -> dict[str, Any]:
+def _flow_grid(config: dict[str, Any], options: RunOptions, data, init, box, checkpoint):
     """The Fokker–Planck solution on the grid (stage ``fokker-planck``)."""
     try:
         return solve_fokker_planck(
             data,
             init,
-            _box(data, init, config["margin"]),
+            box,
             config["cells"],
             config["t1"],
             normalisation=config["normalisation"],
             n_saves=config["n_saves"],
-            checkpoint=within(options.checkpoint, "fokker-planck"),
+            checkpoint=checkpoint,
             progress=options.progress,
-        ).as_arrays()
+        )
     except ValueError as err:
         raise ConfigError(f"margin/cells: the grid solver refused the box: {err}") from err
 
@@ -197,9 +199,8 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     n = config["n_particles"]
     x0 = init.sample(key_x, n)
     spec = options.checkpoint
-    fp = FokkerPlanckSolution.from_arrays(
-        stage(spec, "fokker-planck", partial(_flow_grid, config, options, data, init))
-    )
+    box = _box(data, init, config["margin"])
+    fp = staged(spec, "fokker-planck", partial(_flow_grid, config, options, data, init, box))
     flow = stage(
         spec, "particle-flow", partial(_flow_particles, config, options, data, x0, fp, key_d)
     )
@@ -262,7 +263,7 @@ def run_flow(config: dict[str, Any], options: RunOptions) -> Result:
     return Result(
         "js-flow-particles",
         config,
-        finite_summary(summary),
+        summary,
         arrays,
         status=status,
         message="; ".join(str(message) for _, message in failures) or None,

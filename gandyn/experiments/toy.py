@@ -12,8 +12,9 @@ from .. import diagnostics as dg
 from ..distributions import Normal, Uniform
 from ..games import MeanFieldGame, MeanFieldProblem
 from ..measure import sample_measure
-from ..solvers.particles import MAX_SAVES
+from ..solvers.outcome import MAX_SAVES
 from ..units import LinearCritic, NeuronCritic, NeuronUnit, ShiftUnit
+from .choices import ACTIVATIONS
 from .common import (
     clip_params,
     constraint_from_config,
@@ -132,7 +133,7 @@ T2_PARAMS: dict[str, Param] = {
     "activation": Param(
         "tanh",
         "activation of both units",
-        choices=("tanh", "relu", "sigmoid", "softplus", "identity"),
+        choices=tuple(ACTIVATIONS),
     ),
     "gen_init_std": Param(1.0, "generator parameters (a, w, b) ~ N(0, std²)", positive=True),
     "critic_init_low": Param(-0.5, "critic parameters (α, β, b) ~ Uniform[low, high]³"),
@@ -156,7 +157,7 @@ def t2_laws(config: dict[str, Any]) -> tuple[Normal, Uniform]:
 
 
 def build_t2(config: dict[str, Any]):
-    act = config["activation"]
+    act = ACTIVATIONS[config["activation"]]
     return _build(config, NeuronUnit(1, 1, act), NeuronCritic(1, act), *t2_laws(config))
 
 

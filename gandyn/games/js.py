@@ -25,7 +25,7 @@ discriminator.
 from __future__ import annotations
 
 import abc
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -53,6 +53,7 @@ def normalisation_factor(normalisation: str) -> float:
     return NORMALISATIONS[normalisation]
 
 
+@runtime_checkable
 class LogDensity(Protocol):
     """A law with a log density at one point (e.g. ``GaussianMixture``)."""
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._types import Array, ArrayLike, Float, PyTree, Scalar, Weights
+from .._types import Array, ArrayLike, Float, PyTree, Scalar
 from ..constraints import AbstractConstraint, NoConstraint
 from ..measure import ParticleMeasure
 from .velocity import critic_velocity, generator_velocity
@@ -38,15 +38,15 @@ class MeanFieldProblem(eqx.Module):
 
     game: MeanFieldGame
     constraint: AbstractConstraint
-    generator_weights: Weights
-    critic_weights: Weights
+    generator_weights: Float[Array, " n"]
+    critic_weights: Float[Array, " m"]
 
     def __init__(
         self,
         game: MeanFieldGame,
         constraint: AbstractConstraint | None,
-        generator_weights: Weights,
-        critic_weights: Weights,
+        generator_weights: Float[Array, " n"],
+        critic_weights: Float[Array, " m"],
     ):
         self.game = game
         self.constraint = NoConstraint() if constraint is None else constraint

@@ -17,11 +17,9 @@ simultaneous updates, ``n_critic = 1`` and clipping after the step **is** projec
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -42,7 +40,7 @@ from ..games import (
     MeanFieldState,
     first_variation_gradient,
 )
-from .particles import Trajectory, save_grid
+from .outcome import Trajectory, checked, finite, interrupt, outcome, save_grid, step_count
 
 # ----------------------------------------------------------------------------- batches
 
@@ -368,6 +366,7 @@ def train_wgan(
     batched: bool = False,
     checkpoint: CheckpointSpec | None = None,
     progress: bool = False,
+    throw: bool = False,
 ) -> Trajectory:
     """Train the finite networks of ``problem`` from ``state`` for ``t1/η_G`` generator steps.
 
@@ -388,16 +387,11 @@ def train_wgan(
     saves the optimizer states, the key and the diagnostics so far after each (not under
     ``jit``/``vmap``);
     ``checkpoint.resume`` continues from the newest good one. ``progress`` shows a bar
-    over the segments.
+    over the segments. ``throw=True`` raises ``RuntimeError`` with the failure report if
+    the status is not ``ok``.
     """
-    eta = float(algorithm.eta)
     t1 = float(t1)
-    if not (np.isfinite(t1) and t1 > 0):
-        raise ValueError(f"t1 must be finite and positive, got {t1}")
-    n_float = t1 / eta
-    n_steps = round(n_float)
-    if n_steps < 1 or abs(n_float - n_steps) > 1e-6 * n_float:
-        raise ValueError(f"t1 = {t1} is not a positive multiple of eta = {eta}")
+    n_steps = step_count(0.0, t1, float(algorithm.eta), "eta")
     eta = t1 / n_steps  # the step grid, free of the array's round-off
     algorithm.batches.check(problem.game)
     if isinstance(algorithm.batches, Minibatch) and key is None:
@@ -427,7 +421,7 @@ def train_wgan(
     state_axis = 0 if batched and state.generator.ndim == 3 else None
     loop = _start(plan, state, key, state_axis if batched else False)
     if checkpoint is None:
-        return _finish(plan, _advance(plan, loop, 0, n_steps, batched))
+        return checked(_finish(plan, _advance(plan, loop, 0, n_steps, batched)), throw)
     # saves and snapshots go to their step's slot in the carried buffers: each is written
     # by the segment holding its step, once, so only the windows' steps are needed here
     windows = plan_segments(
@@ -440,7 +434,7 @@ def train_wgan(
 
     run = run_segments(checkpoint, loop, len(windows), segment, progress=progress)
     trajectory = _finish(plan, run.carry, reached=windows[run.done - 1].k_b if run.done else 0)
-    return dataclasses.replace(trajectory, interrupted=run.interrupted)
+    return checked(interrupt(trajectory) if run.interrupted else trajectory, throw)
 
 
 def _diagnostics_or_default(diagnostics: Mapping[str, Diagnostic] | None) -> dict:
@@ -480,10 +474,6 @@ class _Loop(eqx.Module):
     snapshots: MeanFieldState
     first_bad: Int[Array, ""]
     key: PRNGKeyArray
-
-
-def _finite(state: MeanFieldState) -> Array:
-    return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
 
 
 def _write(buffers, fn, state, slot):
@@ -535,7 +525,7 @@ def _steps(plan: _Plan, loop: _Loop, steps: Int[Array, " k"], batched: bool) -> 
         def step(loop: _Loop) -> _Loop:
             carry = iteration(loop.carry, jax.random.fold_in(loop.key, k))
             s = carry.state
-            bad = ~_finite(s)
+            bad = ~finite(s)
             return _Loop(
                 carry,
                 _write(loop.diagnostics, plan.record, s, jnp.where(bad, -1, save_slot)),
@@ -559,8 +549,7 @@ def _finish(plan: _Plan, loop: _Loop, reached: int | None = None) -> Trajectory:
     if loop.first_bad.ndim:
         return jax.vmap(lambda lp: _finish(plan, lp, reached))(loop)
     reached = plan.n_steps if reached is None else reached
-    ok = loop.first_bad > plan.n_steps
-    done = jnp.where(ok, reached, loop.first_bad)
+    done = jnp.where(loop.first_bad > plan.n_steps, reached, loop.first_bad)
     return Trajectory(
         ts=plan.save_ts,
         diagnostics=loop.diagnostics,
@@ -568,8 +557,7 @@ def _finish(plan: _Plan, loop: _Loop, reached: int | None = None) -> Trajectory:
         snapshots=loop.snapshots,
         final=loop.carry.state,
         final_t=plan.algorithm.eta * done,
-        result=diffrax.RESULTS.where(
-            ok, diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred
-        ),
+        result=outcome(loop.carry.state, done, plan.n_steps),
         num_steps=jnp.asarray(done),
+        entries="particles",
     )

@@ -22,8 +22,7 @@ there up to that absolute error.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -33,10 +32,11 @@ from jax.scipy.sparse.linalg import cg
 from jax.scipy.special import xlogy
 
 from .._types import Array, Float, Int
-from ..checkpoint import SEGMENTS, CheckpointSpec, run_segments
+from ..checkpoint import CheckpointSpec, plan_segments, run_segments
 from ..distributions import GaussianMixture
 from ..games.js import NORMALISATIONS
-from .grid import Grid, discretize, nonfinite_cells
+from .grid import Grid, discretize
+from .outcome import RESULTS, AbstractTrajectory, checked, outcome, while_finite
 
 METHODS = ("explicit", "implicit")
 
@@ -126,7 +126,7 @@ def _diagnostics(op: FokkerPlanckOperator, masses: Array) -> dict[str, Array]:
     return {
         "mass": mass,
         "mean": mean,
-        "variance": flat @ (centres - mean) ** 2 / mass,
+        "variance": flat @ (centres - mean[None, :]) ** 2 / mass,
         "mean_velocity": op(masses).ravel() @ centres / mass,
         "js": js_divergence(masses, op.data_masses),
         "chi2": chi_squared(masses, op.data_masses),
@@ -136,72 +136,29 @@ def _diagnostics(op: FokkerPlanckOperator, masses: Array) -> dict[str, Array]:
     }
 
 
-class FokkerPlanckSolution(eqx.Module):
-    """What :func:`solve_fokker_planck` returns.
+class FokkerPlanckTrajectory(AbstractTrajectory):
+    """What :func:`solve_fokker_planck` returns: a trajectory (``entries = "cells"``) whose
+    state is the cell masses ``(*cells)``, snapshotted at every save time, plus
 
-    - ``grid``; ``ts (T,)``; ``densities (T, *cells)`` (mass per volume) at ``ts``;
-    - ``data_density (*cells)``: the data's cell averages ``ρ_d``;
-    - ``diagnostics``: dict name → ``(T, ...)`` — ``mass``, ``mean (T, d)``,
-      ``variance (T, d)``, ``mean_velocity (T, d)`` (``d mean/dt``, exact for the grid
-      system), ``js``, ``chi2``, ``u_min``, ``u_max``, ``density_min`` and, implicit only,
-      ``newton_residual`` (largest over the steps since the previous save);
-    - ``dt``, ``num_steps`` (steps taken).
+    - ``grid``, ``data_density (*cells)`` (the data's cell averages ``ρ_d``) and the step
+      ``dt``; ``densities (T, *cells)``: the snapshots as mass per volume;
+    - ``diagnostics``: ``mass``, ``mean (T, d)``, ``variance (T, d)``, ``mean_velocity
+      (T, d)`` (``d mean/dt``, exact for the grid system), ``js``, ``chi2``, ``u_min``,
+      ``u_max``, ``density_min`` and, implicit only, ``newton_residual`` (largest over the
+      steps since the previous save).
 
-    Stepping stops at the first non-finite density (``status == "nonfinite"``): the saves
-    before it keep their values, those after it (the last one included) hold that density.
+    Stepping stops at the first non-finite density (``status == "nonfinite"``, ``final_t``
+    the end of that step): the saves before it keep their values, those after it (the
+    last one included) hold that density.
     """
 
     grid: Grid
-    ts: Float[Array, " T"]
-    densities: Float[Array, "T ..."]
     data_density: Float[Array, "..."]
-    diagnostics: dict[str, Array]
-    dt: float = eqx.field(static=True)
-    num_steps: Int[Array, ""]
+    dt: Float[Array, ""]
 
     @property
-    def status(self) -> str:
-        """``ok``, or ``nonfinite`` if the density went non-finite."""
-        return "nonfinite" if nonfinite_cells(self.densities[-1]) else "ok"
-
-    def failure_report(self) -> str | None:
-        """One line: in which step the density went non-finite, and in which cells."""
-        if self.status == "ok":
-            return None
-        n = int(self.num_steps)
-        return (
-            f"non-finite density in step {n}, from t = {(n - 1) * self.dt:.6g}: cells "
-            f"{nonfinite_cells(self.densities[-1])}"
-        )
-
-    def as_arrays(self) -> dict[str, Array]:
-        """The solution as named arrays (for stage checkpoints; :meth:`from_arrays`)."""
-        return {
-            "grid_low": self.grid.low,
-            "grid_high": self.grid.high,
-            "grid_cells": np.asarray(self.grid.cells),
-            "ts": self.ts,
-            "densities": self.densities,
-            "data_density": self.data_density,
-            "dt": np.asarray(self.dt),
-            "num_steps": self.num_steps,
-        } | {f"diag_{name}": value for name, value in self.diagnostics.items()}
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, Any]) -> FokkerPlanckSolution:
-        """The solution :meth:`as_arrays` describes."""
-        a = {key: jnp.asarray(value) for key, value in arrays.items()}
-        return cls(
-            Grid(
-                arrays["grid_low"], arrays["grid_high"], np.asarray(arrays["grid_cells"]).tolist()
-            ),
-            a["ts"],
-            a["densities"],
-            a["data_density"],
-            {key[5:]: value for key, value in a.items() if key.startswith("diag_")},
-            float(arrays["dt"]),
-            a["num_steps"],
-        )
+    def densities(self) -> Float[Array, "T ..."]:
+        return self.snapshots / self.grid.volume
 
 
 def _box(domain, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +188,8 @@ def solve_fokker_planck(
     tolerance: float = 1e-6,
     checkpoint: CheckpointSpec | None = None,
     progress: bool = False,
-) -> FokkerPlanckSolution:
+    throw: bool = False,
+) -> FokkerPlanckTrajectory:
     """Solve ``∂_t ρ = κ ∇·(ρ_d ∇ log(1 + ρ/ρ_d))`` on a box from ``ρ(0) = initial``.
 
     ``data`` and ``initial`` are Gaussian mixtures in R^1 or R^2; ``domain`` is
@@ -242,11 +200,13 @@ def solve_fokker_planck(
     number of steps and of save intervals; an explicit ``dt`` above the limit raises
     ``ValueError``. Diagnostics and densities are saved at ``n_saves`` evenly spaced times.
     The box must hold all but ``tolerance`` of both laws' mass. A non-finite density stops
-    the stepping (``status == "nonfinite"``). With a ``checkpoint``
-    (:class:`~gandyn.checkpoint.CheckpointSpec`) the save intervals are worked through in
-    segments (about ``checkpoint.every`` long, default a tenth of them), each followed by a
-    checkpoint; ``checkpoint.resume`` continues from the newest; the result is the
-    one-call result bit for bit. ``progress`` shows a bar over the segments.
+    the stepping (``status == "nonfinite"``; ``throw=True`` raises ``RuntimeError`` with
+    the failure report). With a ``checkpoint`` (:class:`~gandyn.checkpoint.CheckpointSpec`)
+    the save intervals are worked through in segments of about ``checkpoint.every``
+    (:func:`~gandyn.checkpoint.plan_segments`, the save intervals as its steps), each
+    followed by a checkpoint; ``checkpoint.resume`` continues from the newest; Ctrl-C
+    returns what was done with status ``interrupted``; the result is the one-call result
+    bit for bit. ``progress`` shows a bar over the segments.
     """
     if normalisation not in NORMALISATIONS:
         raise ValueError(
@@ -262,10 +222,11 @@ def solve_fokker_planck(
     if not isinstance(n_saves, int) or n_saves < 2:
         raise ValueError(f"n_saves must be an integer >= 2, got {n_saves!r}")
     low, high = _box(domain, data.dim)
-    grid = Grid(low, high, cells)
-    op = FokkerPlanckOperator(grid, data, NORMALISATIONS[normalisation], tolerance)
-    masses = discretize(grid, initial, tolerance)
-    limit = float(eqx.filter_jit(FokkerPlanckOperator.explicit_limit)(op))
+    with jax.ensure_compile_time_eval():  # host-side set-up, also under eval_shape
+        grid = Grid(low, high, cells)
+        op = FokkerPlanckOperator(grid, data, NORMALISATIONS[normalisation], tolerance)
+        masses = discretize(grid, initial, tolerance)
+        limit = float(eqx.filter_jit(FokkerPlanckOperator.explicit_limit)(op))
     if dt is None:
         dt = 0.9 * limit if method == "explicit" else 10 * limit
     elif not (math.isfinite(dt) and dt > 0):
@@ -278,26 +239,55 @@ def solve_fokker_planck(
     intervals = n_saves - 1
     substeps = max(1, math.ceil(t1 / (intervals * dt) - 1e-9))
     step = t1 / (intervals * substeps)
-    scheme = (step, substeps, method, newton_steps)
+    ts = np.linspace(0.0, step * intervals * substeps, intervals + 1)
+    scheme = (step, method, newton_steps)
     first = _diagnostics(op, masses)
     if method == "implicit":
         first["newton_residual"] = jnp.zeros((), masses.dtype)
     start = (masses, jnp.zeros((), jnp.int32))
+    interrupted = False
     if checkpoint is None:
-        (_, n), (history, diag) = _intervals(op, start, intervals, *scheme)
+        counts = jnp.full(intervals, substeps)
+        (_, n), (history, diag) = _intervals(op, start, counts, *scheme)
     else:
-        n, history, diag = _segmented(op, start, intervals, scheme, checkpoint, progress)
+        # the save intervals are the steps of the segment policy
+        windows = plan_segments(ts, ts, ts, checkpoint.interval(t1, t1 / intervals))
+        size = max(w.k_b - w.k_a for w in windows)
+
+        def segment(k: int, carry):
+            count = windows[k].k_b - windows[k].k_a  # padded with empty intervals, dropped
+            counts = jnp.asarray(np.where(np.arange(size) < count, substeps, 0))
+            carry, (history, diag) = _intervals(op, carry, counts, *scheme)
+            records = {"history": history[:count]} | {
+                f"diag_{n}": v[:count] for n, v in diag.items()
+            }
+            return records, carry, True  # a failed state stands still: finish like one call
+
+        run = run_segments(checkpoint, start, len(windows), segment, progress=progress)
+        (_, n), interrupted = run.carry, run.interrupted
+        records = {name: jnp.asarray(v) for name, v in run.records.items()}
+        history = records["history"]
+        diag = {name[5:]: v for name, v in records.items() if name.startswith("diag_")}
     diag = {k: jnp.concatenate([first[k][None], v]) for k, v in diag.items()}
-    densities = jnp.concatenate([masses[None], history]) / grid.volume
-    return FokkerPlanckSolution(
-        grid=grid,
-        ts=jnp.asarray(np.linspace(0.0, step * intervals * substeps, intervals + 1)),
-        densities=densities,
-        data_density=op.data_masses / grid.volume,
+    snapshots = jnp.concatenate([masses[None], history])
+    total = intervals * substeps
+    result = RESULTS.interrupted if interrupted else outcome(snapshots[-1], n, total)
+    ts = jnp.asarray(ts[: snapshots.shape[0]])  # all of them unless interrupted
+    trajectory = FokkerPlanckTrajectory(
+        ts=ts,
         diagnostics=diag,
-        dt=step,
+        snapshot_ts=ts,
+        snapshots=snapshots,
+        final=snapshots[-1],
+        final_t=jnp.where(n == total, ts[-1], step * n),
+        result=result,
         num_steps=n,
+        entries="cells",
+        grid=grid,
+        data_density=op.data_masses / grid.volume,
+        dt=jnp.asarray(step),
     )
+    return checked(trajectory, throw)
 
 
 def _implicit_step(op: FokkerPlanckOperator, m_old: Array, dt, newton_steps: int):
@@ -327,54 +317,28 @@ def _implicit_step(op: FokkerPlanckOperator, m_old: Array, dt, newton_steps: int
     return jnp.maximum(m, 0.0), jnp.max(jnp.abs(mismatch)) / jnp.max(m_old)
 
 
-def _segmented(op, start, intervals: int, scheme, spec: CheckpointSpec, progress: bool):
-    """:func:`_intervals` in checkpointed segments: a whole number of intervals each, the
-    divisor of ``intervals`` nearest to the wanted length (equal segments share one
-    compilation)."""
-    t1 = scheme[0] * scheme[1] * intervals
-    want = intervals / SEGMENTS if spec.every is None else spec.every / t1 * intervals
-    divisors = [d for d in range(1, intervals + 1) if intervals % d == 0]
-    per = min(divisors, key=lambda d: abs(d - want))
-    n_segments = intervals // per
-
-    def segment(k: int, carry):
-        del k
-        carry, (history, diag) = _intervals(op, carry, per, *scheme)
-        records = {"history": history} | {f"diag_{n}": v for n, v in diag.items()}
-        return records, carry, bool(jnp.all(jnp.isfinite(carry[0])))
-
-    run = run_segments(spec, start, n_segments, segment, progress=progress)
-    if run.interrupted:
-        raise KeyboardInterrupt
-    records = {name: jnp.asarray(v) for name, v in run.records.items()}
-    diag = {name[5:]: v for name, v in records.items() if name.startswith("diag_")}
-    return run.carry[1], records["history"], diag
-
-
 @eqx.filter_jit
-def _intervals(op, carry, intervals: int, dt, substeps: int, method: str, newton_steps: int):
-    """``intervals`` save intervals of ``substeps`` steps from ``carry = (masses, steps so
-    far)``; each in a ``while_loop`` that stops at the first non-finite state. Returns the
-    carry and, per interval, the masses and the diagnostics at its end."""
+def _intervals(op, carry, substeps: Int[Array, " k"], dt, method: str, newton_steps: int):
+    """Save intervals of ``substeps[i]`` steps from ``carry = (masses, steps so far)``, each
+    stopping at the first non-finite state. Returns the carry and, per interval, the masses
+    and the diagnostics at its end."""
 
     def step(carry):
-        m, worst, k = carry
+        m, worst, k, count = carry
         if method == "explicit":
-            return m + dt * op(m), worst, k + 1
+            return m + dt * op(m), worst, k + 1, count
         m, res = _implicit_step(op, m, dt, newton_steps)
-        return m, jnp.maximum(worst, res), k + 1
+        return m, jnp.maximum(worst, res), k + 1, count
 
-    def running(carry):
-        m, _, k = carry
-        return (k < substeps) & jnp.all(jnp.isfinite(m))
-
-    def interval(carry, _):
+    def interval(carry, count):
         m, n = carry
         zero = jnp.zeros((), jnp.int32)
-        m, worst, k = jax.lax.while_loop(running, step, (m, jnp.zeros((), m.dtype), zero))
+        m, worst, k, _ = while_finite(
+            lambda c: c[2] < c[3], step, (m, jnp.zeros((), m.dtype), zero, count), lambda c: c[0]
+        )
         diag = _diagnostics(op, m)
         if method == "implicit":
             diag["newton_residual"] = worst
         return (m, n + k), (m, diag)
 
-    return jax.lax.scan(interval, carry, None, length=intervals)
+    return jax.lax.scan(interval, carry, substeps)

@@ -23,8 +23,7 @@ diffrax's step-size controllers (built on error estimates) do not express.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -34,12 +33,13 @@ from jax.core import Tracer
 from jax.scipy.special import ndtr
 
 from .._checks import strategy
-from .._types import Array, Bool, Float, Int
-from ..checkpoint import SEGMENTS, CheckpointSpec, run_segments
+from .._types import Array, Bool, Float
+from ..checkpoint import CheckpointSpec, plan_segments, run_segments
 from ..constraints import AbstractConstraint, HardClip, NoConstraint, PenaltyClip
 from ..distributions import GaussianMixture, Normal
 from ..games import MeanFieldGame, critic_velocity, generator_velocity
 from ..measure import ParticleMeasure
+from .outcome import RESULTS, Trajectory, checked, finite, outcome, run_times, while_finite
 from .schemes import AbstractScheme, Upwind
 
 
@@ -368,87 +368,6 @@ def grid_diagnostics(problem: ContinuityProblem, state: GridState) -> dict[str, 
     return out
 
 
-class GridTrajectory(eqx.Module):
-    """What :func:`solve_continuity` returns.
-
-    - ``ts (T,)`` and ``diagnostics`` (dict name → ``(T, ...)``, see :func:`grid_diagnostics`,
-      plus ``courant``: the largest Courant number used since the previous save time (the
-      larger of the two stages' for MUSCL),
-      ``steps``: steps taken so far, ``t``: time actually reached);
-    - ``snapshot_ts (S,)`` and ``snapshots`` (a :class:`GridState` of ``(S, *cells)`` masses);
-    - ``final`` state and ``num_steps``.
-
-    Stepping stops at the first non-finite state (``status == "nonfinite"``), which is then
-    ``final``; ``t`` stays at the start of the failed step. The saves before it keep their
-    values, those after it repeat the failed state.
-    """
-
-    ts: Float[Array, " T"]
-    diagnostics: dict[str, Array]
-    snapshot_ts: Float[Array, " S"]
-    snapshots: GridState
-    final: GridState
-    num_steps: Int[Array, ""]
-
-    @property
-    def status(self) -> str:
-        """``ok``; ``nonfinite`` if the state went non-finite (stepping stopped there);
-        ``max_steps`` if the step budget ran out before the last save time."""
-        if nonfinite_cells(self.final.generator) or nonfinite_cells(self.final.critic):
-            return "nonfinite"
-        return "ok" if bool(self.diagnostics["t"][-1] >= self.ts[-1]) else "max_steps"
-
-    def failure_report(self) -> str | None:
-        """One line: when the run stopped and, if non-finite, in which cells."""
-        status, t = self.status, float(self.diagnostics["t"][-1])
-        if status == "ok":
-            return None
-        if status == "max_steps":
-            return (
-                f"step budget exhausted ({int(self.num_steps)} CFL steps) at "
-                f"t = {t:.6g} < {float(self.ts[-1]):.6g}"
-            )
-        where = [
-            f"{name} cells {cells}"
-            for name in ("generator", "critic")
-            if (cells := nonfinite_cells(getattr(self.final, name)))
-        ]
-        return f"non-finite state in step {int(self.num_steps)}, from t = {t:.6g}: " + ", ".join(
-            where
-        )
-
-    def as_arrays(self) -> dict[str, Array]:
-        """The trajectory as named arrays (for stage checkpoints; :meth:`from_arrays`)."""
-        return {
-            "ts": self.ts,
-            "snapshot_ts": self.snapshot_ts,
-            "snapshots_generator": self.snapshots.generator,
-            "snapshots_critic": self.snapshots.critic,
-            "final_generator": self.final.generator,
-            "final_critic": self.final.critic,
-            "num_steps": self.num_steps,
-        } | {f"diag_{name}": value for name, value in self.diagnostics.items()}
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, Any]) -> GridTrajectory:
-        """The trajectory :meth:`as_arrays` describes."""
-        a = {key: jnp.asarray(value) for key, value in arrays.items()}
-        return cls(
-            a["ts"],
-            {key[5:]: value for key, value in a.items() if key.startswith("diag_")},
-            a["snapshot_ts"],
-            GridState(a["snapshots_generator"], a["snapshots_critic"]),
-            GridState(a["final_generator"], a["final_critic"]),
-            a["num_steps"],
-        )
-
-
-def nonfinite_cells(masses, limit: int = 8) -> list:
-    """The first ``limit`` cells (C order; index tuples in 2-D) holding a non-finite value."""
-    bad = np.argwhere(~np.isfinite(np.asarray(masses)))[:limit]
-    return [int(i[0]) if len(i) == 1 else tuple(int(k) for k in i) for i in bad]
-
-
 def solve_continuity(
     problem: ContinuityProblem,
     state: GridState,
@@ -461,7 +380,8 @@ def solve_continuity(
     max_steps: int = 1_000_000,
     checkpoint: CheckpointSpec | None = None,
     progress: bool = False,
-) -> GridTrajectory:
+    throw: bool = False,
+) -> Trajectory:
     """Integrate both continuity equations from ``state`` at ``t = 0`` to ``t1``.
 
     ``dt=None`` (default) takes CFL steps: ``dt = courant / outflow rate`` at every step
@@ -471,15 +391,23 @@ def solve_continuity(
     fixed ``dt`` is checked against the same limit (both stages) at the start and at every
     step; a violation raises ``ValueError``. Diagnostics are recorded at
     ``save_ts`` (default 201 evenly spaced times), masses at ``snapshot_ts`` plus 0 and
-    ``t1`` (these join the save times). A non-finite state stops the stepping
-    (``status == "nonfinite"``).
+    ``t1`` (these join the save times). Returns a :class:`~gandyn.solvers.Trajectory`
+    (``entries = "cells"``): diagnostics :func:`grid_diagnostics` plus ``courant``, the
+    largest Courant number used since the previous save time (the larger of the two
+    stages' for MUSCL), ``steps``, the steps taken so far, and ``t``, the time reached;
+    snapshots and ``final`` are :class:`GridState` masses. A non-finite state stops the
+    stepping (``status == "nonfinite"``; ``final`` is that state, ``final_t`` and ``t``
+    stay at the start of the failed step, the saves after it repeat it); the step budget
+    running out before ``t1`` gives ``max_steps``; ``throw=True`` raises
+    ``RuntimeError`` with the failure report for either.
 
     With a ``checkpoint`` (:class:`~gandyn.checkpoint.CheckpointSpec`; not under
     ``jit``/``vmap``) the save times are worked through in segments of about
-    ``checkpoint.every`` (default: a tenth of them), each followed by a checkpoint of the
-    state and the diagnostics so far; ``checkpoint.resume`` continues from the newest. Steps
-    land on the save times anyway, so the result is the one-call result bit for bit.
-    ``progress`` shows a bar over the segments.
+    ``checkpoint.every`` (:func:`~gandyn.checkpoint.plan_segments`, the save times as its
+    steps), each followed by a checkpoint of the state and the diagnostics so far;
+    ``checkpoint.resume`` continues from the newest; Ctrl-C returns what was done with
+    status ``interrupted``. Steps land on the save times anyway, so the result is the
+    one-call result bit for bit. ``progress`` shows a bar over the segments.
     """
     limit = problem.scheme.cfl_limit
     t1 = float(t1)
@@ -494,11 +422,7 @@ def solve_continuity(
         raise ValueError(f"dt must be finite and positive, got {dt}")
     if max_steps <= 0:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
-    save = np.linspace(0.0, t1, 201) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snaps = np.unique(np.concatenate([[0.0, t1], np.asarray(snapshot_ts, dtype=float)]))
-    for name, times in (("save_ts", save), ("snapshot_ts", snaps)):
-        if times.ndim != 1 or times.size == 0 or times.min() < 0 or times.max() > t1:
-            raise ValueError(f"{name} must be a non-empty list of times in [0, {t1}]")
+    save, snaps = run_times(0.0, t1, save_ts, snapshot_ts, np.linspace(0.0, t1, 201))
     ts = np.unique(np.concatenate([[0.0, t1], save, snaps]))
     snap_index = np.full(ts.shape, -1)
     snap_index[np.searchsorted(ts, snaps)] = np.arange(snaps.size)
@@ -509,19 +433,37 @@ def solve_continuity(
     steps = (None if dt is None else jnp.asarray(dt), courant, max_steps)
     zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((snaps.size, *a.shape), a.dtype), state)
     carry = (jnp.asarray(ts[0]), state, jnp.zeros((), jnp.int32), zeros)
+    interrupted = False
     if checkpoint is None:
         carry, diag = _advance(problem, carry, jnp.asarray(ts), jnp.asarray(snap_index), *steps)
     else:
-        carry, diag = _segmented(problem, carry, ts, snap_index, steps, checkpoint, progress)
-    _, final, n, snapshots = carry
-    traj = GridTrajectory(jnp.asarray(ts), diag, jnp.asarray(snaps), snapshots, final, n)
+        # every save time is landed on: the save times are the steps of the segment policy
+        windows = plan_segments(ts, ts, snaps, checkpoint.interval(t1, t1 / (ts.size - 1)))
+        size = max(w.saves.size for w in windows)
+
+        def segment(k: int, carry):
+            index = windows[k].saves
+            pad = size - index.size  # repeats of the segment's last time: no steps, dropped
+            times = np.concatenate([ts[index], np.full(pad, ts[index[-1]])])
+            slots = np.concatenate([snap_index[index], np.full(pad, -1)])
+            carry, diag = _advance(problem, carry, jnp.asarray(times), jnp.asarray(slots), *steps)
+            records = {name: v[: index.size] for name, v in diag.items()}
+            return records, carry, True  # a failed state stands still: finish like one call
+
+        run = run_segments(checkpoint, carry, len(windows), segment, progress=progress)
+        carry, interrupted = run.carry, run.interrupted
+        diag = {name: jnp.asarray(v) for name, v in run.records.items()}
+    t, final, n, snapshots = carry
+    result = RESULTS.interrupted if interrupted else outcome(final, t, ts[-1])
+    done = jnp.asarray(ts[: diag["t"].shape[0]])  # all of them unless interrupted
+    traj = Trajectory(done, diag, jnp.asarray(snaps), snapshots, final, t, result, n, "cells")
     used = traj.diagnostics["courant"]
     if dt is not None and not isinstance(used, Tracer) and bool(jnp.any(used > limit)):
         k = int(jnp.argmax(used > limit))
         raise ValueError(
             _cfl_message(problem.scheme, dt, float(used[k]), float(ts[max(k - 1, 0)]), None)
         )
-    return traj
+    return checked(traj, throw)
 
 
 @eqx.filter_jit
@@ -537,39 +479,6 @@ def _cfl_message(scheme: AbstractScheme, dt: float, number: float, t: float, out
         f"{number:.4g} > {limit:g} after t = {t:.6g}{largest}; pass a smaller dt, or dt=None "
         "for CFL steps"
     )
-
-
-def _finite(state: GridState) -> Bool[Array, ""]:
-    return jnp.all(jnp.isfinite(state.generator)) & jnp.all(jnp.isfinite(state.critic))
-
-
-def _segmented(problem, carry, ts, snap_index, steps, spec: CheckpointSpec, progress: bool):
-    """:func:`_advance` over segments of the save times, checkpointed after each; the
-    last segment is padded with repeats of ``t1`` (no steps; dropped) so that all share
-    one compilation."""
-    count = ts.size
-    if spec.every is None:
-        per = -(-count // SEGMENTS)
-    else:
-        every = min(spec.every, float(ts[-1]))  # an interval beyond the run: one segment
-        per = max(1, round(every * (count - 1) / float(ts[-1])))
-    n_segments = -(-count // per)
-    pad = n_segments * per - count
-    ts_all = np.concatenate([ts, np.full(pad, ts[-1])])
-    index_all = np.concatenate([snap_index, np.full(pad, -1)])
-
-    def segment(k: int, carry):
-        part = slice(k * per, (k + 1) * per)
-        carry, diag = _advance(
-            problem, carry, jnp.asarray(ts_all[part]), jnp.asarray(index_all[part]), *steps
-        )
-        keep = min(per, count - k * per)
-        return {name: v[:keep] for name, v in diag.items()}, carry, bool(_finite(carry[1]))
-
-    run = run_segments(spec, carry, n_segments, segment, progress=progress)
-    if run.interrupted:
-        raise KeyboardInterrupt
-    return run.carry, {name: jnp.asarray(v) for name, v in run.records.items()}
 
 
 MAX_SHRINKS = 40
@@ -621,16 +530,17 @@ def _advance(problem, carry, ts, snap_index, dt, courant, max_steps: int):
             y1 = jax.tree_util.tree_map(lambda a, b, c: 0.5 * (a + b + step * c), y, y1, dy1)
             number = jnp.maximum(number, step * outflow1)
         t_new = jnp.where(step == t_next - t, t_next, t + step)
-        t = jnp.where(_finite(y1), t_new, t)  # a failed step does not advance
+        t = jnp.where(finite(y1), t_new, t)  # a failed step does not advance
         return t, y1, t_next, jnp.maximum(used, number), n + 1
 
     def advance(carry, inputs):
         t, y, n, snaps = carry
         t_next, index = inputs
-        t, y, _, used, n = jax.lax.while_loop(
-            lambda c: (c[0] < c[2]) & (c[4] < max_steps) & _finite(c[1]),
+        t, y, _, used, n = while_finite(
+            lambda c: (c[0] < c[2]) & (c[4] < max_steps),
             body,
             (t, y, t_next, zero, n),
+            state=lambda c: c[1],
         )
         slot = jnp.maximum(index, 0)
         snaps = jax.tree_util.tree_map(

@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._types import Array, Float, Int, PyTree, Scalar, ScalarLike
+from .._types import Array, Float, PyTree, Scalar, ScalarLike
 from ..diagnostics import sliced_wasserstein1
 from ..games.js import AbstractDriftEstimator, js_estimate, normalisation_factor
 from ..measure import ParticleMeasure
-from .particles import nonfinite_state, save_grid, solver_by_name
+from .outcome import Trajectory, checked, nonfinite_event, outcome, run_times, save_grid, step_count
+from .particles import solver_by_name
 
 
 class JSFlowState(eqx.Module):
@@ -96,42 +97,11 @@ def flow_diagnostics(problem: JSFlowProblem, t, state: JSFlowState) -> dict[str,
     data = problem.data
     return {
         "mean": mean,
-        "variance": w @ (x - mean) ** 2,
+        "variance": w @ (x - mean[None, :]) ** 2,
         "js": js_estimate(estimator, measure, data, t),
         "dissipation": w @ jnp.sum(velocity**2, axis=1) / (2 * c),
         "data_distance": sliced_wasserstein1(x, w, data.positions, data.weights),
     }
-
-
-class JSFlowTrajectory(eqx.Module):
-    """``ts (T,)`` with ``diagnostics`` name → ``(T, ...)``; particle ``snapshots (S, n, d)``
-    at ``snapshot_ts (S,)``; the ``final`` state at ``final_t``; diffrax ``result`` and
-    ``num_steps``. A run stopped by a non-finite state keeps the saves before it (later
-    ones are ``inf``)."""
-
-    ts: Float[Array, " T"]
-    diagnostics: dict[str, Array]
-    snapshot_ts: Float[Array, " S"]
-    snapshots: Float[Array, "S n d"]
-    final: JSFlowState
-    final_t: Float[Array, ""]
-    result: diffrax.RESULTS
-    num_steps: Int[Array, ""]
-
-    @property
-    def status(self) -> str:
-        """``ok``, ``nonfinite`` (stopped on a non-finite state) or the diffrax result."""
-        if self.result == diffrax.RESULTS.successful:
-            return "ok"
-        return "nonfinite" if self.result == diffrax.RESULTS.event_occurred else str(self.result)
-
-    def failure_report(self) -> str | None:
-        """When the flow stopped and which particles went non-finite (``None`` if ok)."""
-        if self.status == "ok":
-            return None
-        bad = ~np.all(np.isfinite(np.asarray(self.final.particles)), axis=1)
-        where = f"; non-finite particles {np.flatnonzero(bad)[:8].tolist()}" if bad.any() else ""
-        return f"particle flow stopped ({self.status}) at t = {float(self.final_t):.6g}{where}"
 
 
 def simulate_js_flow(
@@ -144,24 +114,19 @@ def simulate_js_flow(
     save_ts: Sequence[float] | np.ndarray | None = None,
     snapshot_ts: Sequence[float] = (),
     progress_meter: diffrax.AbstractProgressMeter | None = None,
-) -> JSFlowTrajectory:
+    throw: bool = False,
+) -> Trajectory:
     """Integrate the particle ODE of ``problem`` from ``particles`` over ``[0, t1]`` with
-    fixed steps ``dt``; :func:`flow_diagnostics` at ``save_ts`` (default every step, at
-    most 4001 times), particles at ``snapshot_ts`` plus 0 and ``t1``."""
+    fixed steps ``dt`` (``t1`` a whole number of them); :func:`flow_diagnostics` at
+    ``save_ts`` (default every step, at most 4001 times), particles at ``snapshot_ts`` plus
+    0 and ``t1``. A non-finite state stops the flow; ``throw=True`` then raises
+    ``RuntimeError`` with the failure report."""
     t1, dt = float(t1), float(dt)
-    if not (np.isfinite([t1, dt]).all() and t1 > 0 and dt > 0):
-        raise ValueError(f"need finite t1 > 0 and dt > 0, got t1={t1}, dt={dt}")
-    n_steps = t1 / dt
-    if abs(n_steps - round(n_steps)) > 1e-6 * max(1.0, n_steps):
-        raise ValueError(f"t1 = {t1} is not a multiple of dt = {dt}")
+    n_steps = step_count(0.0, t1, dt)
     if isinstance(solver, str):
         solver = solver_by_name(solver)
-    save = save_grid(0.0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snaps = np.unique(np.concatenate([[0.0, t1], np.asarray(snapshot_ts, dtype=float)]))
-    for name, times in (("save_ts", save), ("snapshot_ts", snaps)):
-        if times.ndim != 1 or times.size == 0 or times.min() < 0 or times.max() > t1:
-            raise ValueError(f"{name} must be a non-empty list of times in [0, {t1}]")
-    return _solve(
+    save, snaps = run_times(0.0, t1, save_ts, snapshot_ts, save_grid(0.0, t1, dt))
+    trajectory = _solve(
         problem,
         problem.initial_state(particles),
         solver,
@@ -169,9 +134,10 @@ def simulate_js_flow(
         jnp.asarray(snaps),
         t1,
         dt,
-        round(n_steps) + 1,
+        n_steps + 1,
         diffrax.NoProgressMeter() if progress_meter is None else progress_meter,
     )
+    return checked(trajectory, throw)
 
 
 @eqx.filter_jit
@@ -194,18 +160,20 @@ def _solve(problem, state, solver, save_ts, snapshot_ts, t1, dt, max_steps, mete
         stepsize_controller=diffrax.ConstantStepSize(),
         max_steps=max_steps,
         progress_meter=meter,
-        event=diffrax.Event(nonfinite_state),
+        event=diffrax.Event(nonfinite_event),
         throw=False,
     )
     assert sol.ys is not None and sol.ts is not None
     diag, snaps, final = sol.ys
-    return JSFlowTrajectory(
+    final = jax.tree_util.tree_map(lambda x: x[-1], final)
+    return Trajectory(
         ts=save_ts,
         diagnostics=diag,
         snapshot_ts=snapshot_ts,
         snapshots=snaps,
-        final=jax.tree_util.tree_map(lambda x: x[-1], final),
+        final=final,
         final_t=sol.ts[2][-1],
-        result=sol.result,
+        result=outcome(final, sol.ts[2][-1], t1),
         num_steps=sol.stats["num_accepted_steps"],
+        entries="particles",
     )

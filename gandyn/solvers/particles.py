@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .._types import Array, Float, Int
+from .._types import Array, Float
 from ..checkpoint import CheckpointSpec, plan_segments, run_segments
 from ..constraints import AbstractConstraint, SplitPenaltyClip
 from ..diagnostics import default_diagnostics
@@ -24,6 +24,16 @@ from ..games import (
     MeanFieldState,
     Signal,
     with_first_times,
+)
+from .outcome import (
+    RESULTS,
+    Trajectory,
+    checked,
+    nonfinite_event,
+    outcome,
+    run_times,
+    save_grid,
+    step_times,
 )
 from .projected import FirstTimesSolver, ProjectedSolver
 
@@ -143,98 +153,6 @@ def stiffness_guard(
     return state
 
 
-class Trajectory(eqx.Module):
-    """What a run returns.
-
-    - ``ts (T,)`` and ``diagnostics``: a dict name → ``(T, ...)`` recorded on the fly;
-    - ``snapshot_ts (S,)`` and ``snapshots``: full states (critic as parameters ``ω``);
-    - ``final``: the last state in solver coordinates, and ``final_t``; its
-      ``first_times`` are the first times of the tracked events (``inf``: not reached),
-      found at every step (the crossing linearly interpolated inside the step), so they do
-      not depend on the save times;
-    - ``result``: the diffrax result code; ``num_steps``: accepted steps taken;
-    - ``interrupted``: True if a checkpointed run was stopped by Ctrl-C.
-
-    After a run stopped early (non-finite state, step limit), entries past the stop are
-    ``inf`` (diffrax's fill value); everything before it is kept.
-    """
-
-    ts: Float[Array, " T"]
-    diagnostics: dict[str, Array]
-    snapshot_ts: Float[Array, " S"]
-    snapshots: MeanFieldState
-    final: MeanFieldState
-    final_t: Float[Array, ""]
-    result: diffrax.RESULTS
-    num_steps: Int[Array, ""]
-    interrupted: bool = eqx.field(static=True, default=False)
-
-    @property
-    def status(self) -> str:
-        """``ok``, ``nonfinite`` (stopped on a non-finite state), ``max_steps`` or
-        ``interrupted`` (Ctrl-C during a checkpointed run)."""
-        if self.interrupted:
-            return "interrupted"
-        if self.result == diffrax.RESULTS.successful:
-            return "ok"
-        if self.result == diffrax.RESULTS.event_occurred:
-            return "nonfinite"
-        if self.result == diffrax.RESULTS.max_steps_reached:
-            return "max_steps"
-        return str(self.result)
-
-    def completed(self) -> Trajectory:
-        """The saves made before the run stopped, with finite diagnostics (everything when
-        the status is ``ok``). Python-side post-processing: not for use under ``jit``."""
-        ts = np.asarray(self.ts)
-        keep = ts <= float(self.final_t)
-        for series in self.diagnostics.values():
-            values = np.asarray(series).reshape(ts.shape[0], -1)
-            keep &= np.all(np.isfinite(values), axis=1)
-        return eqx.tree_at(
-            lambda tr: (tr.ts, tr.diagnostics),
-            self,
-            (self.ts[keep], {name: value[keep] for name, value in self.diagnostics.items()}),
-        )
-
-    def failure_report(self) -> str | None:
-        """One line naming when the run stopped and which particles went non-finite."""
-        if self.status == "ok":
-            return None
-        where = []
-        for name in ("generator", "critic"):
-            bad = ~np.all(np.isfinite(np.asarray(getattr(self.final, name))), axis=1)
-            if bad.any():
-                where.append(f"{name} particles {np.flatnonzero(bad)[:8].tolist()}")
-        return f"run stopped ({self.status}) at t = {float(self.final_t):.6g}" + (
-            f"; non-finite: {', '.join(where)}" if where else ""
-        )
-
-
-def nonfinite_state(t, y, args, **kwargs) -> Array:
-    """A diffrax event condition: some leaf of the state ``y`` is not finite."""
-    del t, args, kwargs
-    leaves = jax.tree_util.tree_leaves(y)
-    return ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-
-
-MAX_SAVES = 4001
-"""Default cap on the number of save times of a run (:func:`save_grid`)."""
-
-
-def save_grid(t0: float, t1: float, dt: float, max_saves: int = MAX_SAVES) -> np.ndarray:
-    """Save times on the step grid ``t0 + k dt`` (every step if there are at most
-    ``max_saves``, otherwise every ``stride``-th step so there are at most that many)."""
-    n_steps = round((t1 - t0) / dt)
-    stride = max(1, -(-n_steps // (max_saves - 1)))
-    steps = np.arange(0, n_steps + 1, stride)
-    if steps[-1] != n_steps:
-        steps = np.append(steps, n_steps)
-    times = t0 + steps * dt
-    times[-1] = t1
-    return times
-
-
 def simulate(
     problem: MeanFieldProblem,
     state: MeanFieldState,
@@ -251,6 +169,7 @@ def simulate(
     max_steps: int | None = None,
     progress_meter: diffrax.AbstractProgressMeter | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = False,
 ) -> Trajectory:
     """Integrate the mean-field ODE of ``problem`` from ``state`` over ``[t0, t1]``.
 
@@ -262,7 +181,8 @@ def simulate(
     ``save_ts`` (default: :func:`save_grid`), snapshots at ``snapshot_ts`` plus ``t0`` and
     ``t1``. The first time each of ``events`` occurs is tracked at every step (in
     ``Trajectory.final.first_times``, continuing those of ``state``). A non-finite state
-    stops the run (``Trajectory.status == "nonfinite"``).
+    stops the run (``Trajectory.status == "nonfinite"``); ``throw=True`` then raises
+    ``RuntimeError`` with the failure report.
     Compiled once per shape and static configuration; hyper-parameters inside
     ``problem`` (``λ``, ``c``, ``β``, …) are traced, so ``vmap`` and ``grad`` go through.
     """
@@ -270,27 +190,18 @@ def simulate(
     if not (np.isfinite([t0, t1, dt]).all() and t1 > t0 and dt > 0):
         raise ValueError(f"need finite t0 < t1 and dt > 0, got t0={t0}, t1={t1}, dt={dt}")
     if stepsize_controller is None:
-        n_steps = (t1 - t0) / dt
-        if abs(n_steps - round(n_steps)) > 1e-6 * max(1.0, n_steps):
-            raise ValueError(f"t1 - t0 = {t1 - t0} is not a multiple of dt = {dt}")
-        n_steps = round(n_steps)
-        step_ts = t0 + dt * np.arange(n_steps + 1)
-        step_ts[-1] = t1
+        step_ts = step_times(t0, t1, dt)
         stepsize_controller = diffrax.StepTo(ts=step_ts)
-        max_steps = n_steps if max_steps is None else max_steps
+        max_steps = step_ts.size - 1 if max_steps is None else max_steps
         state = stiffness_guard(problem.constraint, state, dt, solver)
     elif problem.constraint.projects:
         raise ValueError(
             f"{type(problem.constraint).__name__} projects every step and needs fixed steps; "
             "use PenaltyClip or SmoothClip with an adaptive step size controller"
         )
-    save_times = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snapshot_times = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, dtype=float)]))
-    for name, times in (("save_ts", save_times), ("snapshot_ts", snapshot_times)):
-        if times.ndim != 1 or times.size == 0 or times.min() < t0 or times.max() > t1:
-            raise ValueError(f"{name} must be a non-empty list of times in [{t0}, {t1}]")
+    save_times, snapshot_times = run_times(t0, t1, save_ts, snapshot_ts, save_grid(t0, t1, dt))
     diagnostics = default_diagnostics() if diagnostics is None else dict(diagnostics)
-    return _solve(
+    trajectory = _solve(
         problem,
         with_first_times(state, events),
         solver_by_name(solver) if isinstance(solver, str) else solver,
@@ -306,6 +217,7 @@ def simulate(
         diffrax.NoProgressMeter() if progress_meter is None else progress_meter,
         diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
     )
+    return checked(trajectory, throw)
 
 
 def simulate_steps(
@@ -386,7 +298,7 @@ def _solve(
         MeanFieldState(state.generator, state.critic),
         saveat=saveat,
         stepsize_controller=stepsize_controller,
-        event=diffrax.Event(nonfinite_state),
+        event=diffrax.Event(nonfinite_event),
         max_steps=max_steps,
         progress_meter=progress_meter,
         adjoint=adjoint,
@@ -395,16 +307,17 @@ def _solve(
     assert sol.ys is not None and sol.ts is not None and sol.solver_state is not None
     diag, snaps, final = sol.ys
     final = jax.tree_util.tree_map(lambda x: x[-1], final)
-    final = MeanFieldState(final.generator, final.critic, sol.solver_state[1])
+    final_t = sol.ts[2][-1]
     return Trajectory(
         ts=save_ts,
         diagnostics=diag,
         snapshot_ts=snapshot_ts,
         snapshots=snaps,
-        final=final,
-        final_t=sol.ts[2][-1],
-        result=sol.result,
+        final=MeanFieldState(final.generator, final.critic, sol.solver_state[1]),
+        final_t=final_t,
+        result=outcome(final, final_t, t1),
         num_steps=sol.stats["num_accepted_steps"],
+        entries="particles",
     )
 
 
@@ -425,6 +338,7 @@ def simulate_checkpointed(
     diagnostics: Mapping[str, Diagnostic],
     save_ts=None,
     progress: bool = False,
+    throw: bool = False,
 ) -> Trajectory:
     """:func:`simulate` in checkpointed segments (fixed steps from ``t0 = 0``).
 
@@ -434,14 +348,11 @@ def simulate_checkpointed(
     diagnostics' times (default :func:`save_grid`). Segments
     (:func:`~gandyn.checkpoint.plan_segments`) of equal length share one compiled solve
     (their save and snapshot times are padded to one shape with the segment's last step;
-    the padding is dropped).
+    the padding is dropped). ``throw``: as :func:`simulate`.
     """
     t0 = 0.0
-    n_steps = round((t1 - t0) / dt)
-    step_ts = t0 + dt * np.arange(n_steps + 1)
-    step_ts[-1] = t1
-    save_ts = save_grid(t0, t1, dt) if save_ts is None else np.asarray(save_ts, dtype=float)
-    snapshot_ts = np.unique(np.concatenate([[t0, t1], np.asarray(snapshot_ts, float)]))
+    step_ts = step_times(t0, t1, dt)
+    save_ts, snapshot_ts = run_times(t0, t1, save_ts, snapshot_ts, save_grid(t0, t1, dt))
     windows = plan_segments(step_ts, save_ts, snapshot_ts, spec.interval(t1, dt))
     n_saves = max(1, *(w.saves.size for w in windows))
     n_snaps = max(1, *(w.snapshots.size for w in windows))
@@ -473,21 +384,25 @@ def simulate_checkpointed(
 
     run = run_segments(spec, with_first_times(state), len(windows), segment, progress=progress)
     arrays = run.records
-    stopped = last[0] if run.failed else None
     diagnostics_so_far = {k[5:]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("diag_")}
-    ts = jnp.asarray(arrays.get("ts", np.array([t0])))
     snapshots = MeanFieldState(
         jnp.asarray(arrays.get("snap_generator", np.zeros((0, *state.generator.shape)))),
         jnp.asarray(arrays.get("snap_critic", np.zeros((0, *state.critic.shape)))),
     )
-    return Trajectory(
-        ts=ts,
+    if run.failed:
+        final_t, result = last[0].final_t, last[0].result
+    else:
+        final_t = jnp.asarray(step_ts[windows[run.done - 1].k_b if run.done else 0])
+        result = RESULTS.interrupted if run.interrupted else RESULTS.ok
+    trajectory = Trajectory(
+        ts=jnp.asarray(arrays.get("ts", np.array([t0]))),
         diagnostics=diagnostics_so_far,
         snapshot_ts=jnp.asarray(arrays.get("snap_ts", np.zeros(0))),
         snapshots=snapshots,
         final=run.carry,
-        final_t=jnp.asarray(ts[-1] if stopped is None else stopped.final_t),
-        result=diffrax.RESULTS.successful if stopped is None else stopped.result,
+        final_t=final_t,
+        result=result,
         num_steps=jnp.asarray(int(arrays.get("steps", np.zeros(0, int)).sum())),
-        interrupted=run.interrupted,
+        entries="particles",
     )
+    return checked(trajectory, throw)
